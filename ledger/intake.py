@@ -1,0 +1,134 @@
+"""Intake: turn one raw submission (bytes, text or a parsed object) into a validated, normalised submission.
+
+This is where bad input is caught before sequencing: malformed JSON, an oversized payload, a field only the
+sequencer may set, a schema violation, an unknown type or version, the wrong actor kind or the wrong tenant.
+Each raises the precise `SubmissionRefused` subclass; the sequencer records it with its reason (guarantee 6).
+Intake never reads the store: idempotency and `expected_seq` are the sequencer's business.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from ledger.canonical import canonical_bytes, digest
+from ledger.clock import normalise_timestamp, uuid7
+from ledger.errors import (
+    ForgedField,
+    MalformedJson,
+    OversizedSubmission,
+    SchemaViolation,
+    WrongTenant,
+)
+from schemas.envelope import Submission
+from schemas.registry import check_actor, spec_for, validate_payload
+
+SEQUENCER_FIELDS = ("hash", "seq", "prev_hash", "log", "recorded_at", "spec")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Size limits for one submission; both are configurable (`--max-payload-bytes`, `--max-submission-bytes`)."""
+
+    max_payload_bytes: int = 64 * 1024
+    max_submission_bytes: int = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ValidSubmission:
+    """A submission that passed intake, with the values the envelope will carry."""
+
+    event_id: str
+    tenant: str
+    stream: str
+    type: str
+    schema_version: int
+    actor: dict[str, str]
+    agent_id: str | None
+    mission_id: str | None
+    causation_id: str | None
+    correlation: dict[str, str] | None
+    occurred_at: str | None
+    payload: dict[str, Any]
+    expected_seq: int | None
+    fingerprint: str  # digest of what the producer sent, so a resend can be told from a reuse of the event_id
+
+
+def describe_validation_error(prefix: str, error: ValidationError) -> str:
+    """One line naming every problem of a pydantic error, e.g. "submission: 'stream' is required"."""
+    problems = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "(root)"
+        if item["type"] == "missing":
+            problems.append(f"'{where}' is required")
+        elif item["type"] == "extra_forbidden":
+            problems.append(f"unexpected field '{where}'")
+        else:
+            problems.append(f"'{where}' {item['msg'].lower()} (got {item.get('input')!r:.60})")
+    return f"{prefix}: " + "; ".join(problems)
+
+
+def decode_submission(raw: bytes | str | dict[str, Any], limits: Limits) -> dict[str, Any]:
+    """Parse raw JSON into an object, refusing malformed or oversized input before any other work."""
+    if isinstance(raw, dict):
+        return raw
+    size = len(raw.encode() if isinstance(raw, str) else raw)
+    if size > limits.max_submission_bytes:
+        raise OversizedSubmission(
+            f"submission is {size} bytes; the limit is {limits.max_submission_bytes} bytes"
+        )
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedJson(f"malformed JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise MalformedJson(f"a submission must be a JSON object, not {type(value).__name__}")
+    return value
+
+
+def validate_submission(
+    raw: bytes | str | dict[str, Any], limits: Limits, tenant: str | None = None
+) -> ValidSubmission:
+    """Run every intake check on one submission. `tenant`, when given, is the only tenant it may write."""
+    fields = decode_submission(raw, limits)
+    forged = [name for name in SEQUENCER_FIELDS if name in fields]
+    if forged:
+        raise ForgedField(f"field '{forged[0]}' is assigned by the sequencer and must not be submitted")
+    try:
+        submission = Submission.model_validate(fields)
+    except ValidationError as exc:
+        raise SchemaViolation(describe_validation_error("submission", exc)) from None
+    if tenant is not None and submission.tenant != tenant:
+        raise WrongTenant(f"submission for tenant '{submission.tenant}' refused: this producer writes '{tenant}'")
+    spec = spec_for(submission.type, submission.schema_version)
+    payload_size = len(canonical_bytes(submission.payload))
+    if payload_size > limits.max_payload_bytes:
+        raise OversizedSubmission(
+            f"payload is {payload_size} bytes; the limit is {limits.max_payload_bytes} bytes"
+        )
+    validate_payload(spec, submission.payload)
+    check_actor(spec, submission.actor.kind.value)
+    event_id = submission.event_id or uuid7()
+    normalised = {
+        "event_id": event_id,
+        "tenant": submission.tenant,
+        "stream": submission.stream,
+        "type": submission.type,
+        "schema_version": spec.version,
+        "actor": {"kind": submission.actor.kind.value, "id": submission.actor.id},
+        "agent_id": submission.agent_id,
+        "mission_id": submission.mission_id,
+        "causation_id": submission.causation_id,
+        "correlation": (
+            submission.correlation.model_dump(exclude_none=True) or None if submission.correlation else None
+        ),
+        "occurred_at": normalise_timestamp(submission.occurred_at) if submission.occurred_at else None,
+        "payload": submission.payload,
+    }
+    # The fingerprint covers what the event will say, so a resend with a defaulted field still matches.
+    return ValidSubmission(
+        **normalised, expected_seq=submission.expected_seq, fingerprint=digest(normalised)
+    )

@@ -1,0 +1,299 @@
+"""The embedded log backend: one SQLite file through the `eventsourcing` SQLite recorder, no servers.
+
+Mapping (DESIGN.md): a (tenant, stream) is an aggregate (originator_id = UUIDv5 of "tenant/stream"),
+`originator_version` is `seq`, so the recorder's unique (originator_id, version) key makes a fork impossible;
+the notification log (rowid order) is the total order consumers read. Beside it, in the same database and the
+same transaction: the idempotency index, the Merkle nodes, signed checkpoints and rejected submissions.
+Writers take SQLite's write lock (`BEGIN IMMEDIATE`) before reading any head, so several processes may append
+to one data dir without a stale read (guarantee 3). Nothing outside `ledger/log/` imports this module's SQL.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore, SQLiteProcessRecorder
+
+from ledger.errors import ConfigError, StaleExpectedSeq
+from ledger.log.base import (
+    Checkpointed,
+    KnownEvent,
+    LogBackend,
+    LogRecord,
+    PartitionWriter,
+    Rejection,
+    SealedBatch,
+    StreamHead,
+)
+
+DB_FILE = "ledger.sqlite"
+STREAM_NAMESPACE = uuid.UUID("6f1c2a52-35f4-4a8e-9c55-0b7d4f7e3a10")
+PARTITION = 0  # one SQLite file is one partition
+
+
+def stream_originator_id(tenant: str, stream: str) -> uuid.UUID:
+    return uuid.uuid5(STREAM_NAMESPACE, f"{tenant}/{stream}")
+
+
+class LedgerRecorder(SQLiteProcessRecorder):
+    """The eventsourcing process recorder plus the ledger's own tables, created together."""
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [
+            *super().construct_create_table_statements(),
+            "CREATE TABLE IF NOT EXISTS ledger_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
+            "CREATE TABLE IF NOT EXISTS ledger_event_ids (tenant TEXT, event_id TEXT, notification_id INTEGER,"
+            " log_index INTEGER, fingerprint TEXT, PRIMARY KEY (tenant, event_id)) WITHOUT ROWID",
+            "CREATE TABLE IF NOT EXISTS ledger_merkle_nodes (partition INTEGER, level INTEGER, idx INTEGER,"
+            " hash BLOB NOT NULL, PRIMARY KEY (partition, level, idx)) WITHOUT ROWID",
+            "CREATE TABLE IF NOT EXISTS ledger_checkpoints (partition INTEGER, tree_size INTEGER,"
+            " note TEXT NOT NULL, recorded_at TEXT NOT NULL, PRIMARY KEY (partition, tree_size)) WITHOUT ROWID",
+            "CREATE TABLE IF NOT EXISTS ledger_rejected (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+            " received_at TEXT, reason_code TEXT, message TEXT, tenant TEXT, event_id TEXT, raw BLOB)",
+        ]
+
+
+class EmbeddedWriter(PartitionWriter):
+    """The writer of the one partition while this process holds SQLite's write lock."""
+
+    def __init__(self, log: EmbeddedLog, cursor: SQLiteCursor) -> None:
+        self._log = log
+        self._cursor = cursor
+        cursor.execute("SELECT MAX(idx) FROM ledger_merkle_nodes WHERE partition=? AND level=0", (PARTITION,))
+        last_index = cursor.fetchone()[0]
+        self._size = 0 if last_index is None else last_index + 1
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def stream_heads(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], StreamHead]:
+        heads = {}
+        for tenant, stream in keys:
+            self._cursor.execute(
+                "SELECT originator_version, state FROM stored_events WHERE originator_id=?"
+                " ORDER BY originator_version DESC LIMIT 1",
+                (stream_originator_id(tenant, stream).hex,),
+            )
+            row = self._cursor.fetchone()
+            if row is not None:
+                heads[(tenant, stream)] = StreamHead(row[0], orjson.loads(row[1])["hash"])
+        return heads
+
+    def known_events(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], KnownEvent]:
+        known = {}
+        for tenant, event_id in keys:
+            self._cursor.execute(
+                "SELECT log_index, fingerprint FROM ledger_event_ids WHERE tenant=? AND event_id=?",
+                (tenant, event_id),
+            )
+            row = self._cursor.fetchone()
+            if row is not None:
+                known[(tenant, event_id)] = KnownEvent(row[0], row[1])
+        return known
+
+    def get_node(self, level: int, index: int) -> bytes:
+        return self._log._get_node(self._cursor, PARTITION, level, index)
+
+    def last_checkpoint(self) -> Checkpointed | None:
+        return self._log._last_checkpoint(self._cursor, PARTITION)
+
+    def read_event(self, log_index: int) -> dict[str, Any]:
+        self._cursor.execute(
+            "SELECT e.state FROM ledger_event_ids i JOIN stored_events e ON e.rowid = i.notification_id"
+            " WHERE i.log_index=? LIMIT 1",
+            (log_index,),
+        )
+        row = self._cursor.fetchone()
+        if row is None:
+            raise ConfigError(f"log index {log_index} is missing from the store")
+        event: dict[str, Any] = orjson.loads(row[0])
+        return event
+
+    def write(self, batch: SealedBatch) -> None:
+        cursor = self._cursor
+        stored = [
+            StoredEvent(
+                originator_id=stream_originator_id(envelope["tenant"], envelope["stream"]),
+                originator_version=envelope["seq"],
+                topic=envelope["type"],
+                state=encoded,
+            )
+            for envelope, encoded in batch.events
+        ]
+        try:
+            notification_ids = self._log.recorder._insert_events(cursor, stored) or []
+        except (IntegrityError, sqlite3.IntegrityError) as exc:  # the unique key refused a fork
+            raise StaleExpectedSeq(f"concurrent append to the same stream was refused: {exc}") from None
+        cursor.executemany(
+            "INSERT INTO ledger_event_ids VALUES (?,?,?,?,?)",
+            [
+                (envelope["tenant"], envelope["event_id"], notification_id, envelope["log"]["index"], fp)
+                for (envelope, _), notification_id, fp in zip(
+                    batch.events, notification_ids, batch.fingerprints, strict=True
+                )
+            ],
+        )
+        cursor.executemany(
+            "INSERT INTO ledger_merkle_nodes VALUES (?,?,?,?)",
+            [(PARTITION, level, index, node) for level, index, node in batch.merkle_nodes],
+        )
+        if batch.checkpoint is not None:
+            cp = batch.checkpoint
+            cursor.execute(
+                "INSERT INTO ledger_checkpoints VALUES (?,?,?,?)",
+                (cp.partition, cp.tree_size, cp.note, cp.recorded_at),
+            )
+        self._log._insert_rejections(cursor, batch.rejections)
+        self._size += len(batch.events)
+
+
+class EmbeddedLog(LogBackend):
+    """A ledger in one data directory: `ledger.sqlite` (WAL mode)."""
+
+    partition_count = 1
+
+    def __init__(self, data_dir: Path, *, create: bool = True, lock_timeout_s: int = 60) -> None:
+        self.data_dir = Path(data_dir)
+        path = self.data_dir / DB_FILE
+        if not path.exists() and not create:
+            raise ConfigError(f"no ledger at {self.data_dir} (missing {DB_FILE}); append something first")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.datastore = SQLiteDatastore(str(path), lock_timeout=lock_timeout_s)
+        self.recorder = LedgerRecorder(self.datastore)
+        self.recorder.create_table()
+        self.log_id = self._log_id()
+
+    def _log_id(self) -> str:
+        with self._write() as cursor:
+            cursor.execute("SELECT value FROM ledger_meta WHERE key='log_id'")
+            row = cursor.fetchone()
+            if row is not None:
+                return str(row[0])
+            log_id = f"agent-ledger.local/{secrets.token_hex(4)}"
+            cursor.execute("INSERT INTO ledger_meta VALUES ('log_id', ?)", (log_id,))
+            return log_id
+
+    @contextmanager
+    def _write(self) -> Iterator[SQLiteCursor]:
+        with self.datastore.get_connection(commit=True) as connection:
+            cursor = connection.cursor()
+            cursor.execute("BEGIN IMMEDIATE")  # take the write lock before reading anything
+            try:
+                yield cursor
+            except BaseException:
+                connection.rollback()
+                raise
+            else:
+                connection.commit()
+            finally:
+                cursor.sqlite_cursor.close()
+
+    @contextmanager
+    def _read(self) -> Iterator[SQLiteCursor]:
+        with self.datastore.transaction(commit=False) as cursor:
+            yield cursor
+
+    def partition_for(self, tenant: str, stream: str) -> int:
+        return PARTITION
+
+    @contextmanager
+    def writer(self, partition: int) -> Iterator[PartitionWriter]:
+        with self._write() as cursor:
+            yield EmbeddedWriter(self, cursor)
+
+    def read(self, partition: int, start: int = 0, limit: int | None = None) -> Iterator[LogRecord]:
+        """Events in notification order from log index `start` (index = notification order, 0-based)."""
+        with self._read() as cursor:
+            cursor.execute(
+                "SELECT rowid, state FROM stored_events ORDER BY rowid LIMIT ? OFFSET ?",
+                (-1 if limit is None else limit, start),
+            )
+            while rows := cursor.sqlite_cursor.fetchmany(2048):
+                for row in rows:
+                    yield LogRecord(PARTITION, row[0], row[1])
+
+    def size(self, partition: int) -> int:
+        with self._read() as cursor:
+            cursor.execute("SELECT MAX(idx) FROM ledger_merkle_nodes WHERE partition=? AND level=0", (partition,))
+            last = cursor.fetchone()[0]
+            return 0 if last is None else int(last) + 1
+
+    def checkpoints(self, partition: int) -> Sequence[Checkpointed]:
+        with self._read() as cursor:
+            cursor.execute(
+                "SELECT partition, tree_size, note, recorded_at FROM ledger_checkpoints WHERE partition=?"
+                " ORDER BY tree_size",
+                (partition,),
+            )
+            return [Checkpointed(row[0], row[1], row[2], row[3]) for row in cursor.fetchall()]
+
+    def find_event(self, tenant: str, event_id: str) -> dict[str, Any] | None:
+        with self._read() as cursor:
+            cursor.execute(
+                "SELECT e.state FROM ledger_event_ids i JOIN stored_events e ON e.rowid = i.notification_id"
+                " WHERE i.tenant=? AND i.event_id=?",
+                (tenant, event_id),
+            )
+            row = cursor.fetchone()
+            if row is None:
+                return None
+            event: dict[str, Any] = orjson.loads(row[0])
+            return event
+
+    def get_node(self, partition: int, level: int, index: int) -> bytes:
+        with self._read() as cursor:
+            return self._get_node(cursor, partition, level, index)
+
+    @staticmethod
+    def _get_node(cursor: SQLiteCursor, partition: int, level: int, index: int) -> bytes:
+        cursor.execute(
+            "SELECT hash FROM ledger_merkle_nodes WHERE partition=? AND level=? AND idx=?",
+            (partition, level, index),
+        )
+        row = cursor.fetchone()
+        if row is None:
+            raise ConfigError(f"Merkle node (level {level}, index {index}) is missing from the store")
+        return bytes(row[0])
+
+    @staticmethod
+    def _last_checkpoint(cursor: SQLiteCursor, partition: int) -> Checkpointed | None:
+        cursor.execute(
+            "SELECT partition, tree_size, note, recorded_at FROM ledger_checkpoints WHERE partition=?"
+            " ORDER BY tree_size DESC LIMIT 1",
+            (partition,),
+        )
+        row = cursor.fetchone()
+        return None if row is None else Checkpointed(row[0], row[1], row[2], row[3])
+
+    @staticmethod
+    def _insert_rejections(cursor: SQLiteCursor, rejections: Sequence[Rejection]) -> None:
+        cursor.executemany(
+            "INSERT INTO ledger_rejected (received_at, reason_code, message, tenant, event_id, raw)"
+            " VALUES (?,?,?,?,?,?)",
+            [(r.received_at, r.reason_code, r.message, r.tenant, r.event_id, r.raw) for r in rejections],
+        )
+
+    def record_rejections(self, rejections: Sequence[Rejection]) -> None:
+        with self._write() as cursor:
+            self._insert_rejections(cursor, rejections)
+
+    def rejections(self, limit: int = 100) -> list[Rejection]:
+        with self._read() as cursor:
+            cursor.execute(
+                "SELECT received_at, reason_code, message, tenant, event_id, raw FROM ledger_rejected"
+                " ORDER BY id DESC LIMIT ?",
+                (limit,),
+            )
+            return [Rejection(r[0], r[1], r[2], r[3], r[4], bytes(r[5])) for r in cursor.fetchall()]
+
+    def close(self) -> None:
+        self.datastore.close()

@@ -1,0 +1,115 @@
+"""The Python SDK for producers, operators and tests: one `Ledger` object over a log backend.
+
+`Ledger.open(settings)` opens the embedded default; every method returns typed `schemas` models or raises a
+`ledger.errors` exception (a duplicate carries the original receipt). CLI commands are thin layers over these
+methods. Closing the ledger seals a final signed checkpoint (DESIGN: "and on clean shutdown").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from types import TracebackType
+from typing import Any
+
+from ledger.config import Settings
+from ledger.errors import ConfigError
+from ledger.keys import SignerKey, VerifierKey, load_signer, load_verifier
+from ledger.log.base import Checkpointed, LogBackend, LogRecord, Rejection
+from ledger.log.embedded import EmbeddedLog
+from ledger.receipts import receipt_with_proof
+from ledger.sequencer import Outcome, RawSubmission, Sequencer
+from ledger.verify import VerifyReport, verify_log
+from schemas.envelope import Receipt, Submission
+
+
+class Ledger:
+    """An open ledger: append, read, prove and verify."""
+
+    def __init__(self, log: LogBackend, settings: Settings, signer: SignerKey | None) -> None:
+        self.log = log
+        self.settings = settings
+        self._signer = signer
+        self._sequencer: Sequencer | None = None
+
+    @classmethod
+    def open(cls, settings: Settings | None = None, *, create: bool = True, read_only: bool = False) -> Ledger:
+        """Open (and with `create`, initialise) the embedded ledger; writers need the signing key."""
+        settings = settings or Settings()
+        signer = None if read_only else load_signer(settings.private_key_path)
+        return cls(EmbeddedLog(settings.data_dir, create=create), settings, signer)
+
+    @property
+    def sequencer(self) -> Sequencer:
+        if self._sequencer is None:
+            if self._signer is None:
+                raise ConfigError("this ledger was opened read-only; appending needs the signing key")
+            self._sequencer = Sequencer(
+                self.log,
+                self._signer,
+                limits=self.settings.limits,
+                checkpoint_policy=self.settings.checkpoint_policy,
+            )
+        return self._sequencer
+
+    def append(self, submission: Submission | RawSubmission, *, tenant: str | None = None) -> Receipt:
+        return self.sequencer.append(_raw(submission), tenant=tenant)
+
+    def append_batch(
+        self, submissions: Sequence[Submission | RawSubmission], *, tenant: str | None = None
+    ) -> list[Outcome]:
+        return self.sequencer.append_batch([_raw(item) for item in submissions], tenant=tenant)
+
+    def receipt(self, tenant: str, event_id: str) -> Receipt | None:
+        """The receipt of an appended event, with checkpoint and inclusion proof once it is sealed."""
+        envelope = self.log.find_event(tenant, event_id)
+        return None if envelope is None else receipt_with_proof(self.log, envelope)
+
+    def records(self, partition: int = 0, start: int = 0, limit: int | None = None) -> Iterator[LogRecord]:
+        return self.log.read(partition, start, limit)
+
+    def checkpoints(self, partition: int = 0) -> Sequence[Checkpointed]:
+        return self.log.checkpoints(partition)
+
+    def rejections(self, limit: int = 100) -> list[Rejection]:
+        return self.log.rejections(limit)
+
+    def verifier_key(self) -> VerifierKey:
+        if self._signer is not None:
+            return self._signer.verifier()
+        return load_verifier(self.settings.verifier_key_path)
+
+    def verify(
+        self,
+        verifier: VerifierKey | None = None,
+        *,
+        allow_unsealed: bool = False,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> VerifyReport:
+        return verify_log(
+            self.log, verifier or self.verifier_key(), allow_unsealed=allow_unsealed, on_progress=on_progress
+        )
+
+    def seal(self) -> list[Checkpointed]:
+        return self.sequencer.seal()
+
+    def close(self) -> None:
+        try:
+            if self._sequencer is not None:
+                self._sequencer.close()
+        finally:
+            self.log.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def _raw(submission: Submission | RawSubmission) -> RawSubmission:
+    if isinstance(submission, Submission):
+        dumped: dict[str, Any] = submission.model_dump(mode="json", exclude_none=True)
+        return dumped
+    return submission

@@ -1,0 +1,261 @@
+"""The backend-independent sequencer: validate, dedupe, check `expected_seq`, chain, Merkle, checkpoint.
+
+For each batch it takes the exclusive writer of a partition from the log backend, reads the stream heads,
+the idempotency index and the Merkle right edge *under that lock* (never from a stale cache, guarantee 3),
+seals each accepted submission into an envelope, and hands one `SealedBatch` to the backend to persist
+atomically. Every refusal is returned to the caller and recorded with its reason (guarantees 2, 4, 5, 6).
+It never touches SQLite or Kafka directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from ledger.canonical import canonical_bytes, event_hash_from_canonical
+from ledger.checkpoint import Checkpoint, origin_for, sign_checkpoint
+from ledger.clock import parse_timestamp, utc_now
+from ledger.errors import (
+    DuplicateEventId,
+    EventIdConflict,
+    StaleExpectedSeq,
+    SubmissionRefused,
+)
+from ledger.intake import Limits, ValidSubmission, validate_submission
+from ledger.keys import SignerKey
+from ledger.log.base import (
+    Checkpointed,
+    LogBackend,
+    PartitionWriter,
+    Rejection,
+    SealedBatch,
+    StreamHead,
+)
+from ledger.merkle import CompactRange, leaf_hash
+from schemas.envelope import SPEC, ZERO_HASH, LogPosition, Receipt
+
+RawSubmission = bytes | str | dict[str, Any]
+Outcome = Receipt | SubmissionRefused
+
+
+@dataclass(frozen=True)
+class CheckpointPolicy:
+    """Seal a signed checkpoint once `every_events` new events or `interval_ms` have passed, and on close."""
+
+    every_events: int = 1000
+    interval_ms: int = 1000
+
+
+def receipt_for(envelope: dict[str, Any], *, duplicate: bool = False) -> Receipt:
+    return Receipt(
+        event_id=envelope["event_id"],
+        tenant=envelope["tenant"],
+        stream=envelope["stream"],
+        seq=envelope["seq"],
+        hash=envelope["hash"],
+        log=LogPosition(**envelope["log"]),
+        duplicate=duplicate,
+    )
+
+
+def _raw_bytes(raw: RawSubmission) -> bytes:
+    if isinstance(raw, bytes):
+        return raw
+    if isinstance(raw, str):
+        return raw.encode("utf-8", "surrogateescape")
+    return orjson.dumps(raw, default=str)
+
+
+def _text_field(raw: RawSubmission, name: str) -> str | None:
+    """A field of a raw submission for the rejection record, when it can be read without trusting it."""
+    if isinstance(raw, bytes | str):
+        if len(raw) > 1 << 20:  # oversized input is recorded whole but not parsed again
+            return None
+        try:
+            raw = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return None
+    value = raw.get(name) if isinstance(raw, dict) else None
+    return value[:200] if isinstance(value, str) else None
+
+
+class Sequencer:
+    """Seals submissions into the log. Thread-safe as far as the backend's writer is exclusive."""
+
+    def __init__(
+        self,
+        log: LogBackend,
+        signer: SignerKey,
+        *,
+        limits: Limits | None = None,
+        checkpoint_policy: CheckpointPolicy | None = None,
+        clock: Callable[[], str] = utc_now,
+    ) -> None:
+        self.log = log
+        self.signer = signer
+        self.limits = limits or Limits()
+        self.checkpoint_policy = checkpoint_policy or CheckpointPolicy()
+        self.clock = clock
+
+    def append(self, raw: RawSubmission, *, tenant: str | None = None) -> Receipt:
+        """Append one submission; raise its `SubmissionRefused` (a duplicate carries the original receipt)."""
+        (outcome,) = self.append_batch([raw], tenant=tenant)
+        if isinstance(outcome, SubmissionRefused):
+            raise outcome
+        return outcome
+
+    def append_batch(self, raws: Sequence[RawSubmission], *, tenant: str | None = None) -> list[Outcome]:
+        """Append a batch; the result has one receipt or refusal per submission, in order."""
+        received_at = self.clock()
+        outcomes: list[Outcome | None] = [None] * len(raws)
+        rejections: list[Rejection] = []
+        by_partition: dict[int, list[tuple[int, ValidSubmission]]] = {}
+        for slot, raw in enumerate(raws):
+            try:
+                valid = validate_submission(raw, self.limits, tenant)
+            except SubmissionRefused as refusal:
+                outcomes[slot] = refusal
+                rejections.append(self._rejection(received_at, refusal, raw))
+                continue
+            partition = self.log.partition_for(valid.tenant, valid.stream)
+            by_partition.setdefault(partition, []).append((slot, valid))
+
+        for partition, items in by_partition.items():
+            with self.log.writer(partition) as writer:
+                batch, right_edge = self._seal(partition, writer, items, raws, outcomes, received_at)
+                batch.rejections.extend(rejections)  # intake refusals commit with the first batch
+                rejections = []
+                batch.checkpoint = self._checkpoint_if_due(partition, writer, batch, right_edge)
+                writer.write(batch)
+        if rejections:
+            self.log.record_rejections(rejections)
+        return [outcome for outcome in outcomes if outcome is not None]
+
+    def _seal(
+        self,
+        partition: int,
+        writer: PartitionWriter,
+        items: list[tuple[int, ValidSubmission]],
+        raws: Sequence[RawSubmission],
+        outcomes: list[Outcome | None],
+        recorded_at: str,
+    ) -> tuple[SealedBatch, CompactRange]:
+        batch = SealedBatch()
+        known = writer.known_events({(item.tenant, item.event_id) for _, item in items})
+        heads = writer.stream_heads({(item.tenant, item.stream) for _, item in items})
+        right_edge = CompactRange.from_nodes(writer.size, writer.get_node)
+        sealed_here: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
+        for slot, item in items:
+            id_key = (item.tenant, item.event_id)
+            try:
+                if id_key in sealed_here or id_key in known:
+                    if id_key in sealed_here:
+                        fingerprint, original = sealed_here[id_key]
+                    else:
+                        fingerprint = known[id_key].fingerprint
+                        original = writer.read_event(known[id_key].log_index)
+                    raise self._duplicate(item, fingerprint, original)
+                stream_key = (item.tenant, item.stream)
+                head = heads.get(stream_key) or StreamHead(0, ZERO_HASH)
+                if item.expected_seq is not None and item.expected_seq != head.seq:
+                    raise StaleExpectedSeq(
+                        f"stream {item.tenant}/{item.stream} is at seq {head.seq}, "
+                        f"not the expected_seq {item.expected_seq}"
+                    )
+            except SubmissionRefused as refusal:
+                outcomes[slot] = refusal
+                batch.rejections.append(self._rejection(recorded_at, refusal, raws[slot], item))
+                continue
+            envelope = self._envelope(item, head, partition, right_edge.size, recorded_at)
+            batch.merkle_nodes.extend(right_edge.append(leaf_hash(bytes.fromhex(envelope["hash"][7:]))))
+            batch.events.append((envelope, canonical_bytes(envelope)))
+            batch.fingerprints.append(item.fingerprint)
+            heads[stream_key] = StreamHead(envelope["seq"], envelope["hash"])
+            sealed_here[id_key] = (item.fingerprint, envelope)
+            outcomes[slot] = receipt_for(envelope)
+        return batch, right_edge
+
+    def _envelope(
+        self, item: ValidSubmission, head: StreamHead, partition: int, log_index: int, recorded_at: str
+    ) -> dict[str, Any]:
+        envelope: dict[str, Any] = {
+            "spec": SPEC,
+            "tenant": item.tenant,
+            "stream": item.stream,
+            "seq": head.seq + 1,
+            "prev_hash": head.hash,
+            "event_id": item.event_id,
+            "type": item.type,
+            "schema_version": item.schema_version,
+            "actor": item.actor,
+            "agent_id": item.agent_id,
+            "mission_id": item.mission_id,
+            "causation_id": item.causation_id,
+            "correlation": item.correlation,
+            "occurred_at": item.occurred_at or recorded_at,
+            "recorded_at": recorded_at,
+            "payload": item.payload,
+            "log": {"log_id": self.log.log_id, "partition": partition, "index": log_index},
+        }
+        envelope["hash"] = event_hash_from_canonical(canonical_bytes(envelope))
+        return envelope
+
+    @staticmethod
+    def _duplicate(item: ValidSubmission, fingerprint: str, original: dict[str, Any]) -> SubmissionRefused:
+        where = f"{original['tenant']}/{original['stream']} seq {original['seq']}"
+        if fingerprint != item.fingerprint:
+            return EventIdConflict(
+                f"event_id '{item.event_id}' was already used for a different submission ({where})"
+            )
+        return DuplicateEventId(
+            f"duplicate event_id '{item.event_id}': already appended as {where}; original receipt returned",
+            receipt_for(original, duplicate=True).model_dump(mode="json"),
+        )
+
+    @staticmethod
+    def _rejection(
+        received_at: str, refusal: SubmissionRefused, raw: RawSubmission, item: ValidSubmission | None = None
+    ) -> Rejection:
+        """The refused submission exactly as it was sent, with its reason (guarantee 6)."""
+        tenant = item.tenant if item else _text_field(raw, "tenant")
+        event_id = item.event_id if item else _text_field(raw, "event_id")
+        return Rejection(received_at, refusal.reason_code, refusal.message, tenant, event_id, _raw_bytes(raw))
+
+    def _checkpoint_if_due(
+        self, partition: int, writer: PartitionWriter, batch: SealedBatch, right_edge: CompactRange
+    ) -> Checkpointed | None:
+        if not batch.events:
+            return None
+        size = writer.size + len(batch.events)
+        last = writer.last_checkpoint()
+        now = self.clock()
+        if last is not None:
+            waited_ms = (parse_timestamp(now) - parse_timestamp(last.recorded_at)).total_seconds() * 1000
+            grown = size - last.tree_size
+            if grown < self.checkpoint_policy.every_events and waited_ms < self.checkpoint_policy.interval_ms:
+                return None
+        return self._sign(partition, size, right_edge.root(), now)
+
+    def _sign(self, partition: int, size: int, root: bytes, now: str) -> Checkpointed:
+        checkpoint = Checkpoint(origin=origin_for(self.log.log_id, partition), size=size, root_hash=root)
+        return Checkpointed(partition, size, sign_checkpoint(checkpoint, self.signer), now)
+
+    def seal(self) -> list[Checkpointed]:
+        """Checkpoint every partition whose tree grew since its last checkpoint (called on clean shutdown)."""
+        sealed = []
+        for partition in range(self.log.partition_count):
+            with self.log.writer(partition) as writer:
+                last = writer.last_checkpoint()
+                if writer.size == 0 or (last is not None and last.tree_size == writer.size):
+                    continue
+                root = CompactRange.from_nodes(writer.size, writer.get_node).root()
+                batch = SealedBatch(checkpoint=self._sign(partition, writer.size, root, self.clock()))
+                writer.write(batch)
+                sealed.append(batch.checkpoint)
+        return sealed
+
+    def close(self) -> None:
+        self.seal()
