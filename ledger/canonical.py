@@ -40,7 +40,7 @@ def _has_only_exact_scalars(value: Any) -> bool:
     if kind is str or kind is bool or value is None:
         return True
     if kind is int:
-        return -_MAX_SAFE_INTEGER <= value <= _MAX_SAFE_INTEGER
+        return bool(-_MAX_SAFE_INTEGER <= value <= _MAX_SAFE_INTEGER)
     if kind is dict:
         return all(_has_only_exact_scalars(item) for item in value.values())
     if kind is list:

@@ -92,8 +92,7 @@ class Checkpoint:
         lines = body[:-1].split("\n")
         if len(lines) < 3:
             raise VerificationFailed(
-                "malformed checkpoint: expected origin, tree size and root hash lines, "
-                f"got {len(lines)} line(s)"
+                f"malformed checkpoint: expected origin, tree size and root hash lines, got {len(lines)} line(s)"
             )
         origin, size_text, root_text, *extensions = lines
         if not _DECIMAL.fullmatch(size_text):
@@ -201,13 +200,9 @@ def sign_checkpoint(checkpoint: Checkpoint, signer: SignerKey) -> str:
     return sign_note(checkpoint.body(), signer)
 
 
-def open_checkpoint(
-    note: str | bytes, verifier: VerifierKey, *, expected_origin: str | None = None
-) -> Checkpoint:
+def open_checkpoint(note: str | bytes, verifier: VerifierKey, *, expected_origin: str | None = None) -> Checkpoint:
     """Verify a checkpoint note against the pinned key, parse its body, and check its origin if given."""
     checkpoint = Checkpoint.parse(open_note(note, verifier))
     if expected_origin is not None and checkpoint.origin != expected_origin:
-        raise VerificationFailed(
-            f"checkpoint origin {checkpoint.origin!r} is not the expected {expected_origin!r}"
-        )
+        raise VerificationFailed(f"checkpoint origin {checkpoint.origin!r} is not the expected {expected_origin!r}")
     return checkpoint

@@ -24,7 +24,7 @@ from ledger.errors import (
     WrongTenant,
 )
 from schemas.envelope import Submission
-from schemas.registry import check_actor, spec_for, validate_payload
+from schemas.registry import check_actor, check_context, describe_problems, spec_for, validate_payload
 
 SEQUENCER_FIELDS = ("hash", "seq", "prev_hash", "log", "recorded_at", "spec")
 
@@ -57,29 +57,13 @@ class ValidSubmission:
     fingerprint: str  # digest of what the producer sent, so a resend can be told from a reuse of the event_id
 
 
-def describe_validation_error(prefix: str, error: ValidationError) -> str:
-    """One line naming every problem of a pydantic error, e.g. "submission: 'stream' is required"."""
-    problems = []
-    for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"]) or "(root)"
-        if item["type"] == "missing":
-            problems.append(f"'{where}' is required")
-        elif item["type"] == "extra_forbidden":
-            problems.append(f"unexpected field '{where}'")
-        else:
-            problems.append(f"'{where}' {item['msg'].lower()} (got {item.get('input')!r:.60})")
-    return f"{prefix}: " + "; ".join(problems)
-
-
 def decode_submission(raw: bytes | str | dict[str, Any], limits: Limits) -> dict[str, Any]:
     """Parse raw JSON into an object, refusing malformed or oversized input before any other work."""
     if isinstance(raw, dict):
         return raw
     size = len(raw.encode() if isinstance(raw, str) else raw)
     if size > limits.max_submission_bytes:
-        raise OversizedSubmission(
-            f"submission is {size} bytes; the limit is {limits.max_submission_bytes} bytes"
-        )
+        raise OversizedSubmission(f"submission is {size} bytes; the limit is {limits.max_submission_bytes} bytes")
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -100,19 +84,18 @@ def validate_submission(
     try:
         submission = Submission.model_validate(fields)
     except ValidationError as exc:
-        raise SchemaViolation(describe_validation_error("submission", exc)) from None
+        raise SchemaViolation(describe_problems("submission", exc)) from None
     if tenant is not None and submission.tenant != tenant:
         raise WrongTenant(f"submission for tenant '{submission.tenant}' refused: this producer writes '{tenant}'")
     spec = spec_for(submission.type, submission.schema_version)
     payload_size = len(canonical_bytes(submission.payload))
     if payload_size > limits.max_payload_bytes:
-        raise OversizedSubmission(
-            f"payload is {payload_size} bytes; the limit is {limits.max_payload_bytes} bytes"
-        )
+        raise OversizedSubmission(f"payload is {payload_size} bytes; the limit is {limits.max_payload_bytes} bytes")
     validate_payload(spec, submission.payload)
     check_actor(spec, submission.actor.kind.value)
+    check_context(spec, agent_id=submission.agent_id, mission_id=submission.mission_id)
     event_id = submission.event_id or uuid7()
-    normalised = {
+    normalised: dict[str, Any] = {
         "event_id": event_id,
         "tenant": submission.tenant,
         "stream": submission.stream,
@@ -129,6 +112,4 @@ def validate_submission(
         "payload": submission.payload,
     }
     # The fingerprint covers what the event will say, so a resend with a defaulted field still matches.
-    return ValidSubmission(
-        **normalised, expected_seq=submission.expected_seq, fingerprint=digest(normalised)
-    )
+    return ValidSubmission(**normalised, expected_seq=submission.expected_seq, fingerprint=digest(normalised))

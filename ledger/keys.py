@@ -102,9 +102,7 @@ class VerifierKey:
         return f"{self.name}+{self.key_id.hex()}"
 
     def text(self) -> str:
-        encoded = base64.b64encode(bytes([ALGORITHM_ED25519]) + _public_bytes(self.public_key)).decode(
-            "ascii"
-        )
+        encoded = base64.b64encode(bytes([ALGORITHM_ED25519]) + _public_bytes(self.public_key)).decode("ascii")
         return f"{self.name}+{self.key_id.hex()}+{encoded}"
 
     def verify(self, message: bytes, signature: bytes) -> bool:

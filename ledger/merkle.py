@@ -118,9 +118,7 @@ def verify_inclusion(leaf_hash: bytes, index: int, size: int, proof: Sequence[by
         raise ProofError(f"leaf index {index} is outside a tree of size {size}")
     _check_hash("leaf hash", leaf_hash)
     _check_hash("root", root)
-    _check_proof_nodes(
-        "inclusion", proof, _inclusion_proof_length(index, size), f"index {index} in tree size {size}"
-    )
+    _check_proof_nodes("inclusion", proof, _inclusion_proof_length(index, size), f"index {index} in tree size {size}")
     fn, sn, r = index, size - 1, leaf_hash
     for p in proof:
         if sn == 0:
@@ -147,9 +145,7 @@ def _consistency_proof_length(old_size: int, new_size: int) -> int:
     return seed + _inclusion_proof_length((old_size - 1) >> shift, ((new_size - 1) >> shift) + 1)
 
 
-def verify_consistency(
-    old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
-) -> None:
+def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]) -> None:
     """RFC 9162 §2.1.4.2: raise ProofError unless the `old_size` tree is a prefix of the `new_size` tree."""
     if not 0 <= old_size <= new_size:
         raise ProofError(f"tree size {old_size} cannot be a prefix of tree size {new_size}")
@@ -273,9 +269,7 @@ class MemoryNodes:
         try:
             return self._nodes[(level, index)]
         except KeyError:
-            raise KeyError(
-                f"no perfect node at level {level}, index {index} in a tree of size {self.size}"
-            ) from None
+            raise KeyError(f"no perfect node at level {level}, index {index} in a tree of size {self.size}") from None
 
     def root(self) -> bytes:
         return self._range.root()

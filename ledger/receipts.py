@@ -25,9 +25,7 @@ def receipt_with_proof(log: LogBackend, envelope: dict[str, Any]) -> Receipt:
     if not covering:
         return receipt
     checkpoint = min(covering, key=lambda cp: cp.tree_size)
-    proof = inclusion_proof(
-        index, checkpoint.tree_size, lambda level, i: log.get_node(partition, level, i)
-    )
+    proof = inclusion_proof(index, checkpoint.tree_size, lambda level, i: log.get_node(partition, level, i))
     receipt.checkpoint = checkpoint.note
     receipt.inclusion_proof = [base64.b64encode(node).decode() for node in proof]
     return receipt

@@ -207,9 +207,7 @@ class Sequencer:
     def _duplicate(item: ValidSubmission, fingerprint: str, original: dict[str, Any]) -> SubmissionRefused:
         where = f"{original['tenant']}/{original['stream']} seq {original['seq']}"
         if fingerprint != item.fingerprint:
-            return EventIdConflict(
-                f"event_id '{item.event_id}' was already used for a different submission ({where})"
-            )
+            return EventIdConflict(f"event_id '{item.event_id}' was already used for a different submission ({where})")
         return DuplicateEventId(
             f"duplicate event_id '{item.event_id}': already appended as {where}; original receipt returned",
             receipt_for(original, duplicate=True).model_dump(mode="json"),
@@ -252,9 +250,9 @@ class Sequencer:
                 if writer.size == 0 or (last is not None and last.tree_size == writer.size):
                     continue
                 root = CompactRange.from_nodes(writer.size, writer.get_node).root()
-                batch = SealedBatch(checkpoint=self._sign(partition, writer.size, root, self.clock()))
-                writer.write(batch)
-                sealed.append(batch.checkpoint)
+                checkpoint = self._sign(partition, writer.size, root, self.clock())
+                writer.write(SealedBatch(checkpoint=checkpoint))
+                sealed.append(checkpoint)
         return sealed
 
     def close(self) -> None:

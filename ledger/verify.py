@@ -79,8 +79,7 @@ def _verify_event(
     position = envelope.get("log")
     if position != {"log_id": log_id, "partition": partition, "index": index}:
         raise VerificationFailed(
-            f"{name}: found at log index {index} but sealed at {position} "
-            "(an event was removed, inserted or reordered)"
+            f"{name}: found at log index {index} but sealed at {position} (an event was removed, inserted or reordered)"
         )
     key = (envelope["tenant"], envelope["stream"])
     head = heads.get(key) or StreamHead(0, ZERO_HASH)

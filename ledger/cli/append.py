@@ -42,8 +42,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def submission_from_arguments(args: argparse.Namespace) -> str:
     """The submission as JSON text; the payload text is embedded verbatim so bad JSON is recorded as given."""
-    missing = [flag for flag, value in (("--tenant", args.tenant), ("--stream", args.stream),
-               ("--type", args.event_type), ("--actor", args.actor)) if not value]
+    missing = [
+        flag
+        for flag, value in (
+            ("--tenant", args.tenant),
+            ("--stream", args.stream),
+            ("--type", args.event_type),
+            ("--actor", args.actor),
+        )
+        if not value
+    ]
     if missing:
         raise UsageError(f"append needs {', '.join(missing)} (or --file)")
     kind, sep, actor_id = args.actor.partition(":")
@@ -63,7 +71,8 @@ def submission_from_arguments(args: argparse.Namespace) -> str:
         "occurred_at": args.occurred_at,
     }
     head = orjson.dumps({k: v for k, v in fields.items() if v is not None}).decode()
-    return head[:-1] + ',"payload":' + args.payload + "}"
+    payload_text: str = args.payload
+    return head[:-1] + ',"payload":' + payload_text + "}"
 
 
 def _lines(path: str) -> Iterator[tuple[int, bytes]]:

@@ -15,7 +15,10 @@ from ledger.intake import Limits
 
 def add_store_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--data", type=Path, default=None, help="embedded store dir (env AGENT_LEDGER_DATA, default ./.agent-ledger)"
+        "--data",
+        type=Path,
+        default=None,
+        help="embedded store dir (env AGENT_LEDGER_DATA, default ./.agent-ledger)",
     )
     parser.add_argument("--keys", type=Path, default=None, help="key dir (env AGENT_LEDGER_KEYS, default <data>/keys)")
 

@@ -79,8 +79,15 @@ def run_checkpoint(args: argparse.Namespace) -> int:
             found = True
             latest = checkpoints[-1]
             if args.json:
-                print_json({"partition": partition, "tree_size": latest.tree_size, "note": latest.note,
-                            "recorded_at": latest.recorded_at, "verifier_key": verifier})
+                print_json(
+                    {
+                        "partition": partition,
+                        "tree_size": latest.tree_size,
+                        "note": latest.note,
+                        "recorded_at": latest.recorded_at,
+                        "verifier_key": verifier,
+                    }
+                )
             else:
                 sys.stdout.write(latest.note)
         if not found:
@@ -102,12 +109,14 @@ def run_receipt(args: argparse.Namespace) -> int:
 def run_rejections(args: argparse.Namespace) -> int:
     with Ledger.open(settings_from(args), create=False, read_only=True) as ledger:
         for rejection in ledger.rejections(args.limit):
-            print_json({
-                "received_at": rejection.received_at,
-                "reason": rejection.reason_code,
-                "message": rejection.message,
-                "tenant": rejection.tenant,
-                "event_id": rejection.event_id,
-                "raw": rejection.raw.decode("utf-8", "replace")[:2000],
-            })
+            print_json(
+                {
+                    "received_at": rejection.received_at,
+                    "reason": rejection.reason_code,
+                    "message": rejection.message,
+                    "tenant": rejection.tenant,
+                    "event_id": rejection.event_id,
+                    "raw": rejection.raw.decode("utf-8", "replace")[:2000],
+                }
+            )
     return 0

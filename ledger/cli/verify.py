@@ -15,9 +15,7 @@ from ledger.sdk import Ledger
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("verify", help="verify hashes, chains, indexes, Merkle roots and signatures")
     add_store_options(parser)
-    parser.add_argument(
-        "--verifier-key", help="pinned verifier key (file or text); default <keys>/ledger.pub"
-    )
+    parser.add_argument("--verifier-key", help="pinned verifier key (file or text); default <keys>/ledger.pub")
     parser.add_argument(
         "--allow-unsealed", action="store_true", help="accept events after the latest signed checkpoint"
     )
@@ -29,8 +27,12 @@ def run(args: argparse.Namespace) -> int:
         verifier = load_verifier(args.verifier_key) if args.verifier_key else ledger.verifier_key()
         total = ledger.log.size(0)
         with Progress(
-            TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            transient=True, disable=not sys.stderr.isatty(),
+            TextColumn("verifying"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            transient=True,
+            disable=not sys.stderr.isatty(),
         ) as progress:
             task = progress.add_task("verify", total=total)
             report = ledger.verify(

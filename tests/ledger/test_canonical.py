@@ -35,8 +35,15 @@ def test_fast_encoder_is_byte_equal_to_reference_rfc8785(value: object) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.dictionaries(st.text(alphabet=st.characters(min_codepoint=0xD7F0, max_codepoint=0x1F64F,
-                                                      exclude_categories=["Cs"]), max_size=3), st.integers(0, 9)))
+@given(
+    st.dictionaries(
+        st.text(
+            alphabet=st.characters(min_codepoint=0xD7F0, max_codepoint=0x1F64F, exclude_categories=["Cs"]),
+            max_size=3,
+        ),
+        st.integers(0, 9),
+    )
+)
 def test_keys_sort_by_utf16_code_units_across_the_bmp_boundary(value: dict[str, int]) -> None:
     assert canonical_bytes(value) == rfc8785.dumps(value)
 
@@ -44,9 +51,19 @@ def test_keys_sort_by_utf16_code_units_across_the_bmp_boundary(value: dict[str, 
 @pytest.mark.parametrize(
     ("number", "expected"),
     # RFC 8785 §3.2.2.3 / Appendix B number serialisation samples.
-    [(0.0, b"0"), (-0.0, b"0"), (1e21, b"1e+21"), (1e-7, b"1e-7"), (123456789012345680000.0, b"123456789012345680000"),
-     (0.000001, b"0.000001"), (5e-324, b"5e-324"), (1.7976931348623157e308, b"1.7976931348623157e+308"),
-     (9007199254740991, b"9007199254740991"), (-1.5, b"-1.5"), (333333333.3333333, b"333333333.3333333")],
+    [
+        (0.0, b"0"),
+        (-0.0, b"0"),
+        (1e21, b"1e+21"),
+        (1e-7, b"1e-7"),
+        (123456789012345680000.0, b"123456789012345680000"),
+        (0.000001, b"0.000001"),
+        (5e-324, b"5e-324"),
+        (1.7976931348623157e308, b"1.7976931348623157e+308"),
+        (9007199254740991, b"9007199254740991"),
+        (-1.5, b"-1.5"),
+        (333333333.3333333, b"333333333.3333333"),
+    ],
 )
 def test_numbers_follow_ecmascript_serialisation(number: float, expected: bytes) -> None:
     assert canonical_bytes(number) == expected
@@ -54,7 +71,7 @@ def test_numbers_follow_ecmascript_serialisation(number: float, expected: bytes)
 
 def test_rfc8785_string_escaping_example() -> None:
     # RFC 8785 §3.2.2.2: only ", \\ and control characters are escaped; lowercase hex; no escaping of non-ASCII.
-    assert canonical_bytes("\u20ac$\u000f\nA'B\"\\\\\"/") == '"€$\\u000f\\nA\'B\\"\\\\\\\\\\"/"'.encode()
+    assert canonical_bytes('\u20ac$\u000f\nA\'B"\\\\"/') == '"€$\\u000f\\nA\'B\\"\\\\\\\\\\"/"'.encode()
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, 2**53, -(2**60), "\ud800", {1: "non-string key"}])
@@ -73,11 +90,21 @@ def test_event_hash_is_domain_separated_sha256_of_jcs_without_hash_key() -> None
 def test_pinned_event_hash_vector_for_outside_verifiers() -> None:
     # The vector published in docs/contract.md; an outside verifier must reproduce it byte for byte.
     event = {
-        "spec": "agent-ledger/v1", "tenant": "acme", "stream": "mission/m-42", "seq": 1,
-        "prev_hash": "sha256:" + "0" * 64, "event_id": "0190f5d2-7c3a-7d41-9a2b-5c6d7e8f9a0b",
-        "type": "mission.opened", "schema_version": 1, "actor": {"kind": "agent", "id": "a-7"},
-        "agent_id": "a-7", "mission_id": "m-42", "causation_id": None, "correlation": None,
-        "occurred_at": "2026-11-25T12:00:00.000000Z", "recorded_at": "2026-11-25T12:00:00.250000Z",
+        "spec": "agent-ledger/v1",
+        "tenant": "acme",
+        "stream": "mission/m-42",
+        "seq": 1,
+        "prev_hash": "sha256:" + "0" * 64,
+        "event_id": "0190f5d2-7c3a-7d41-9a2b-5c6d7e8f9a0b",
+        "type": "mission.opened",
+        "schema_version": 1,
+        "actor": {"kind": "agent", "id": "a-7"},
+        "agent_id": "a-7",
+        "mission_id": "m-42",
+        "causation_id": None,
+        "correlation": None,
+        "occurred_at": "2026-11-25T12:00:00.000000Z",
+        "recorded_at": "2026-11-25T12:00:00.250000Z",
         "payload": {"title": "Summarise Q3 incidents", "score": 0.5},
         "log": {"log_id": "agent-ledger.local/00c0ffee", "partition": 0, "index": 0},
     }

@@ -26,9 +26,7 @@ TESTDATA = Path(__file__).parent / "testdata" / "checkpoint"
 
 # Official vectors from golang.org/x/mod/sumdb/note: the package documentation's "Example" in note.go and
 # note_test.go (TestSign, TestOpen).
-PETER_SIGNER = SignerKey.parse(
-    "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz"
-)
+PETER_SIGNER = SignerKey.parse("PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz")
 PETER = VerifierKey.parse("PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW")
 ENOCH = VerifierKey.parse("EnochRoot+af0cfe78+ATtqJ7zOtqQtYqOo0CpvDXNlMhV3HeJDpjrASKGLWdop")
 TEXT = "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n"
@@ -371,15 +369,11 @@ def test_non_canonical_signature_would_decode_to_the_valid_signature_under_lenie
 
 checkpoints = st.builds(
     Checkpoint,
-    origin=st.text(
-        alphabet=st.characters(min_codepoint=0x20, exclude_categories=["Cs"]), min_size=1, max_size=30
-    ),
+    origin=st.text(alphabet=st.characters(min_codepoint=0x20, exclude_categories=["Cs"]), min_size=1, max_size=30),
     size=st.integers(min_value=0, max_value=2**64 - 1),
     root_hash=st.binary(min_size=32, max_size=32),
     extensions=st.lists(
-        st.text(
-            alphabet=st.characters(min_codepoint=0x20, exclude_categories=["Cs"]), min_size=1, max_size=10
-        ),
+        st.text(alphabet=st.characters(min_codepoint=0x20, exclude_categories=["Cs"]), min_size=1, max_size=10),
         max_size=2,
     ).map(tuple),
 )
@@ -387,15 +381,11 @@ checkpoints = st.builds(
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(checkpoint=checkpoints, data=st.data())
-def test_any_single_byte_change_of_a_signed_note_fails_to_open(
-    checkpoint: Checkpoint, data: st.DataObject
-) -> None:
+def test_any_single_byte_change_of_a_signed_note_fails_to_open(checkpoint: Checkpoint, data: st.DataObject) -> None:
     note = sign_checkpoint(checkpoint, PETER_SIGNER).encode("utf-8")
     assert open_checkpoint(note, PETER) == checkpoint
     index = data.draw(st.integers(min_value=0, max_value=len(note) - 1), label="index")
-    value = data.draw(
-        st.integers(min_value=0, max_value=255).filter(lambda b: b != note[index]), label="value"
-    )
+    value = data.draw(st.integers(min_value=0, max_value=255).filter(lambda b: b != note[index]), label="value")
     tampered = note[:index] + bytes([value]) + note[index + 1 :]
     with pytest.raises(SignatureError):
         open_note(tampered, PETER)

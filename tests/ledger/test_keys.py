@@ -52,9 +52,7 @@ def test_official_verifier_key_id_is_sha256_of_name_newline_type_and_public_key(
     assert verifier.key_hash_text == "PeterNeumann+c74f20a3"
 
 
-@pytest.mark.parametrize(
-    ("signer_text", "verifier_text"), [(PETER_SIGNER, PETER_VERIFIER), (LOG_SIGNER, LOG_VERIFIER)]
-)
+@pytest.mark.parametrize(("signer_text", "verifier_text"), [(PETER_SIGNER, PETER_VERIFIER), (LOG_SIGNER, LOG_VERIFIER)])
 def test_official_signer_key_derives_its_official_verifier_key(signer_text: str, verifier_text: str) -> None:
     signer = SignerKey.parse(signer_text)
     assert signer.text() == signer_text
@@ -268,9 +266,7 @@ def test_private_key_with_0400_is_accepted(tmp_path: Path) -> None:
 def test_missing_private_key_says_how_to_create_one(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_signer(tmp_path / "ledger.key")
-    assert (
-        str(caught.value) == f"no signing key at {tmp_path / 'ledger.key'}; run `agent-ledger keys generate`"
-    )
+    assert str(caught.value) == f"no signing key at {tmp_path / 'ledger.key'}; run `agent-ledger keys generate`"
 
 
 def test_malformed_private_key_file_is_refused_in_one_line_without_its_content(tmp_path: Path) -> None:

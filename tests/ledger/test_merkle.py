@@ -333,9 +333,7 @@ def test_compact_range_right_edge_matches_reference_compact_trees(size: int) -> 
 
 
 @pytest.mark.parametrize(("index", "size", "expected"), INCLUSION_VECTORS)
-def test_inclusion_proof_matches_reference_vector_and_verifies(
-    index: int, size: int, expected: list[str]
-) -> None:
+def test_inclusion_proof_matches_reference_vector_and_verifies(index: int, size: int, expected: list[str]) -> None:
     proof = merkle.inclusion_proof(index, size, reference_store().get_node)
     assert [p.hex() for p in proof] == expected
     merkle.verify_inclusion(node(0, index), index, size, proof, ROOTS[size])
@@ -395,9 +393,7 @@ def test_inclusion_proof_for_out_of_range_index_raises_value_error(index: int, s
 
 
 @pytest.mark.parametrize(("old_size", "new_size"), [(9, 8), (1, 0), (-1, 8)])
-def test_consistency_proof_for_shrinking_or_negative_sizes_raises_value_error(
-    old_size: int, new_size: int
-) -> None:
+def test_consistency_proof_for_shrinking_or_negative_sizes_raises_value_error(old_size: int, new_size: int) -> None:
     with pytest.raises(ValueError, match="cannot prove consistency"):
         merkle.consistency_proof(old_size, new_size, reference_store().get_node)
 
@@ -497,9 +493,7 @@ def inclusion_cases() -> dict[str, dict[str, Any]]:
         "preceding-empty-node": attack("empty node prepended", proof=[b"", *proof]),
         "preceding-root": attack("root prepended", proof=[root, *proof]),
         "inserted-node": attack("garbage inserted after proof[0]", proof=[proof[0], GARBAGE, *proof[1:]]),
-        "swapped-proof[0]-proof[1]": attack(
-            "first two nodes swapped", proof=[proof[1], proof[0], *proof[2:]]
-        ),
+        "swapped-proof[0]-proof[1]": attack("first two nodes swapped", proof=[proof[1], proof[0], *proof[2:]]),
         "short-proof-node": attack("proof[1] is 31 bytes", proof=[proof[0], proof[1][:31], *proof[2:]]),
         "long-proof-node": attack("proof[1] is 33 bytes", proof=[proof[0], proof[1] + b"\x00", *proof[2:]]),
         "modified-leaf-bit-0": attack("leaf hash bit 0 flipped", leaf_hash=flip_bit(leaf, 0)),
@@ -718,9 +712,7 @@ def test_proofs_equal_the_rfc_definitions_over_leaf_lists(leaves: list[bytes], d
 
 @FAST
 @given(index_and_size(min_size=2), st.data())
-def test_flipping_any_bit_of_any_inclusion_proof_node_fails(
-    case: tuple[int, int], data: st.DataObject
-) -> None:
+def test_flipping_any_bit_of_any_inclusion_proof_node_fails(case: tuple[int, int], data: st.DataObject) -> None:
     index, size = case
     leaf, proof, root = _inclusion(index, size)
     position = data.draw(st.integers(0, len(proof) - 1))
@@ -741,9 +733,7 @@ def test_dropping_any_inclusion_proof_node_fails(case: tuple[int, int], data: st
 
 @FAST
 @given(index_and_size(), st.data())
-def test_inserting_a_node_anywhere_in_an_inclusion_proof_fails(
-    case: tuple[int, int], data: st.DataObject
-) -> None:
+def test_inserting_a_node_anywhere_in_an_inclusion_proof_fails(case: tuple[int, int], data: st.DataObject) -> None:
     index, size = case
     leaf, proof, root = _inclusion(index, size)
     extra = data.draw(st.sampled_from([root, leaf, GARBAGE, *proof]))
@@ -764,9 +754,7 @@ def test_inclusion_proof_fails_for_any_other_index(case: tuple[int, int], data: 
 
 @FAST
 @given(index_and_size(), st.integers(0, BIG_SIZE))
-def test_inclusion_proof_fails_for_another_size_under_that_size_root(
-    case: tuple[int, int], other: int
-) -> None:
+def test_inclusion_proof_fails_for_another_size_under_that_size_root(case: tuple[int, int], other: int) -> None:
     index, size = case
     leaf, proof, _ = _inclusion(index, size)
     if other == size:
@@ -777,9 +765,7 @@ def test_inclusion_proof_fails_for_another_size_under_that_size_root(
 
 @FAST
 @given(proper_growth(), st.data())
-def test_flipping_any_bit_of_any_consistency_proof_node_fails(
-    case: tuple[int, int], data: st.DataObject
-) -> None:
+def test_flipping_any_bit_of_any_consistency_proof_node_fails(case: tuple[int, int], data: st.DataObject) -> None:
     old_size, new_size = case
     old_root, new_root, proof = _consistency(old_size, new_size)
     position = data.draw(st.integers(0, len(proof) - 1))
@@ -790,9 +776,7 @@ def test_flipping_any_bit_of_any_consistency_proof_node_fails(
 
 @FAST
 @given(proper_growth(), st.data())
-def test_dropping_or_inserting_a_consistency_proof_node_fails(
-    case: tuple[int, int], data: st.DataObject
-) -> None:
+def test_dropping_or_inserting_a_consistency_proof_node_fails(case: tuple[int, int], data: st.DataObject) -> None:
     old_size, new_size = case
     old_root, new_root, proof = _consistency(old_size, new_size)
     if data.draw(st.booleans()):
