@@ -12,11 +12,12 @@ from types import TracebackType
 from typing import Any
 
 from ledger.config import Settings
-from ledger.errors import ConfigError
+from ledger.errors import ConfigError, DuplicateEventId, SubmissionRefused
 from ledger.keys import SignerKey, VerifierKey, load_signer, load_verifier
 from ledger.log.base import Checkpointed, LogBackend, LogRecord, Rejection
 from ledger.log.embedded import EmbeddedLog
 from ledger.receipts import receipt_with_proof
+from ledger.sealer import Sealer
 from ledger.sequencer import Outcome, RawSubmission, Sequencer
 from ledger.verify import VerifyReport, verify_log
 from schemas.envelope import Receipt, Submission
@@ -30,6 +31,7 @@ class Ledger:
         self.settings = settings
         self._signer = signer
         self._sequencer: Sequencer | None = None
+        self._sealer: Sealer | None = None
 
     @classmethod
     def open(cls, settings: Settings | None = None, *, create: bool = True, read_only: bool = False) -> Ledger:
@@ -52,12 +54,22 @@ class Ledger:
         return self._sequencer
 
     def append(self, submission: Submission | RawSubmission, *, tenant: str | None = None) -> Receipt:
-        return self.sequencer.append(_raw(submission), tenant=tenant)
+        (outcome,) = self.append_batch([submission], tenant=tenant)
+        if isinstance(outcome, SubmissionRefused):
+            raise outcome
+        return outcome
 
     def append_batch(
         self, submissions: Sequence[Submission | RawSubmission], *, tenant: str | None = None
     ) -> list[Outcome]:
-        return self.sequencer.append_batch([_raw(item) for item in submissions], tenant=tenant)
+        outcomes = self.sequencer.append_batch([_raw(item) for item in submissions], tenant=tenant)
+        for outcome in outcomes:
+            if isinstance(outcome, DuplicateEventId):  # a resend gets the original receipt with its proof
+                original = self.receipt(outcome.original_receipt["tenant"], outcome.original_receipt["event_id"])
+                if original is not None:
+                    original.duplicate = True
+                    outcome.original_receipt = original.model_dump(mode="json")
+        return outcomes
 
     def receipt(self, tenant: str, event_id: str) -> Receipt | None:
         """The receipt of an appended event, with checkpoint and inclusion proof once it is sealed."""
@@ -92,8 +104,15 @@ class Ledger:
     def seal(self) -> list[Checkpointed]:
         return self.sequencer.seal()
 
+    def start_sealer(self) -> None:
+        """Seal a checkpoint every `interval_ms` while the log is quiet (long-running writers call this)."""
+        if self._sealer is None:
+            self._sealer = Sealer(self.sequencer).start()
+
     def close(self) -> None:
         try:
+            if self._sealer is not None:
+                self._sealer.stop()
             if self._sequencer is not None:
                 self._sequencer.close()
         finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ledger.cli.common import add_store_options, settings_from
@@ -31,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
+            console=Console(stderr=True),
             transient=True,
             disable=not sys.stderr.isatty(),
         ) as progress:

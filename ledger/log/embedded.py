@@ -169,10 +169,18 @@ class EmbeddedLog(LogBackend):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.datastore = SQLiteDatastore(str(path), lock_timeout=lock_timeout_s)
         self.recorder = LedgerRecorder(self.datastore)
-        self.recorder.create_table()
-        self.log_id = self._log_id()
+        if create:
+            self.recorder.create_table()
+        self.log_id = self._log_id(create)
 
-    def _log_id(self) -> str:
+    def _log_id(self, create: bool) -> str:
+        if not create:  # readers never take the write lock
+            with self._read() as cursor:
+                cursor.execute("SELECT value FROM ledger_meta WHERE key='log_id'")
+                row = cursor.fetchone()
+            if row is None:
+                raise ConfigError(f"{self.data_dir / DB_FILE} is not an initialised ledger")
+            return str(row[0])
         with self._write() as cursor:
             cursor.execute("SELECT value FROM ledger_meta WHERE key='log_id'")
             row = cursor.fetchone()

@@ -70,6 +70,8 @@ def test_resend_after_restart_returns_original_receipt(backend: Settings) -> Non
     assert refused.value.original_receipt["hash"] == original.hash
     assert refused.value.original_receipt["seq"] == original.seq
     assert refused.value.original_receipt["duplicate"] is True
+    assert refused.value.original_receipt["checkpoint"] is not None  # sealed on close: the proof comes along
+    assert refused.value.original_receipt["inclusion_proof"] == []  # a one-leaf tree needs no sibling hashes
 
 
 def test_resend_without_defaulted_fields_is_still_a_duplicate(backend: Settings) -> None:
