@@ -46,6 +46,11 @@ class Settings:
         )
     )
 
+    def __post_init__(self) -> None:  # accept str paths from SDK callers
+        object.__setattr__(self, "data_dir", Path(self.data_dir))
+        if self.keys_dir is not None:
+            object.__setattr__(self, "keys_dir", Path(self.keys_dir))
+
     @property
     def key_dir(self) -> Path:
         if self.keys_dir is not None:
