@@ -22,30 +22,37 @@ EVENT_HASH_PREFIX = b"agent-ledger/v1/event\n"
 _MAX_SAFE_INTEGER = 2**53 - 1
 
 
-def canonical_bytes(value: Any) -> bytes:
-    """Return the RFC 8785 canonical UTF-8 encoding of a JSON value (dict, list, str, int, float, bool, None)."""
+def canonical_bytes(value: Any, *, exact: bool = False) -> bytes:
+    """Return the RFC 8785 canonical UTF-8 encoding of a JSON value (dict, list, str, int, float, bool, None).
+
+    `exact=True` is the caller's word that `has_only_exact_scalars(value)` already holds (no float anywhere).
+    """
     try:
-        encoded = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        encoded = orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER)
     except (TypeError, orjson.JSONEncodeError):
         return _reference(value)  # big integers, non-string keys: the reference gives the precise error
     # Non-ASCII text may need UTF-16 key order or hold lone surrogates; floats need ECMAScript number form.
-    if encoded.isascii() and _has_only_exact_scalars(value):
+    if encoded.isascii() and (exact or has_only_exact_scalars(value)):
         return encoded
     return _reference(value)
 
 
-def _has_only_exact_scalars(value: Any) -> bool:
+def has_only_exact_scalars(value: Any) -> bool:
     """True when no float and no integer beyond 2**53 - 1 occurs: there orjson and RFC 8785 agree."""
-    kind = type(value)
-    if kind is str or kind is bool or value is None:
-        return True
-    if kind is int:
-        return bool(-_MAX_SAFE_INTEGER <= value <= _MAX_SAFE_INTEGER)
-    if kind is dict:
-        return all(_has_only_exact_scalars(item) for item in value.values())
-    if kind is list:
-        return all(_has_only_exact_scalars(item) for item in value)
-    return False
+    stack = [value]
+    pop, extend = stack.pop, stack.extend
+    while stack:
+        item = pop()
+        kind = type(item)
+        if kind is dict:
+            extend(item.values())
+        elif kind is list:
+            extend(item)
+        elif kind is str or kind is bool or item is None:
+            continue
+        elif kind is not int or not -_MAX_SAFE_INTEGER <= item <= _MAX_SAFE_INTEGER:
+            return False
+    return True
 
 
 def _reference(value: Any) -> bytes:
@@ -67,6 +74,18 @@ def event_hash(event: dict[str, Any]) -> str:
     return event_hash_from_canonical(canonical_bytes(event))
 
 
-def digest(value: Any) -> str:
+def digest(value: Any, *, exact: bool = False) -> str:
     """`sha256:` digest of any canonical JSON value (policy ids, submission fingerprints)."""
-    return "sha256:" + hashlib.sha256(canonical_bytes(value)).hexdigest()
+    return "sha256:" + hashlib.sha256(canonical_bytes(value, exact=exact)).hexdigest()
+
+
+def seal_canonical(canonical_event: bytes) -> tuple[str, bytes]:
+    """Hash the canonical bytes of an envelope without "hash"; return the hash and the bytes with it.
+
+    "hash" sorts between "event_id" and "log"; the first `,"log":` is the envelope's own key because only
+    `actor` and `correlation` (closed objects without a "log" key) come before it, and a JSON string cannot
+    hold an unescaped quote.
+    """
+    sealed_hash = event_hash_from_canonical(canonical_event)
+    cut = canonical_event.index(b',"log":')
+    return sealed_hash, b'%s,"hash":"%s"%s' % (canonical_event[:cut], sealed_hash.encode(), canonical_event[cut:])

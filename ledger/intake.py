@@ -8,13 +8,14 @@ Intake never reads the store: idempotency and `expected_seq` are the sequencer's
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from pydantic import ValidationError
 
-from ledger.canonical import canonical_bytes, digest
+from ledger.canonical import canonical_bytes, has_only_exact_scalars
 from ledger.clock import normalise_timestamp, uuid7
 from ledger.errors import (
     ForgedField,
@@ -37,7 +38,7 @@ class Limits:
     max_submission_bytes: int = 1024 * 1024
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ValidSubmission:
     """A submission that passed intake, with the values the envelope will carry."""
 
@@ -54,6 +55,7 @@ class ValidSubmission:
     occurred_at: str | None
     payload: dict[str, Any]
     expected_seq: int | None
+    payload_exact: bool  # no float or big integer in the payload: its envelope takes the fast path
     fingerprint: str  # digest of what the producer sent, so a resend can be told from a reuse of the event_id
 
 
@@ -88,28 +90,53 @@ def validate_submission(
     if tenant is not None and submission.tenant != tenant:
         raise WrongTenant(f"submission for tenant '{submission.tenant}' refused: this producer writes '{tenant}'")
     spec = spec_for(submission.type, submission.schema_version)
-    payload_size = len(canonical_bytes(submission.payload))
+    payload_exact = has_only_exact_scalars(submission.payload)
+    payload_bytes = canonical_bytes(submission.payload, exact=payload_exact)
+    payload_size = len(payload_bytes)
     if payload_size > limits.max_payload_bytes:
         raise OversizedSubmission(f"payload is {payload_size} bytes; the limit is {limits.max_payload_bytes} bytes")
     validate_payload(spec, submission.payload)
-    check_actor(spec, submission.actor.kind.value)
+    actor_kind = submission.actor.kind.value
+    check_actor(spec, actor_kind)
     check_context(spec, agent_id=submission.agent_id, mission_id=submission.mission_id)
-    event_id = submission.event_id or uuid7()
-    normalised: dict[str, Any] = {
-        "event_id": event_id,
-        "tenant": submission.tenant,
-        "stream": submission.stream,
-        "type": submission.type,
-        "schema_version": spec.version,
-        "actor": {"kind": submission.actor.kind.value, "id": submission.actor.id},
-        "agent_id": submission.agent_id,
-        "mission_id": submission.mission_id,
-        "causation_id": submission.causation_id,
-        "correlation": (
-            submission.correlation.model_dump(exclude_none=True) or None if submission.correlation else None
-        ),
-        "occurred_at": normalise_timestamp(submission.occurred_at) if submission.occurred_at else None,
-        "payload": submission.payload,
-    }
-    # The fingerprint covers what the event will say, so a resend with a defaulted field still matches.
-    return ValidSubmission(**normalised, expected_seq=submission.expected_seq, fingerprint=digest(normalised))
+    correlation = submission.correlation
+    valid = ValidSubmission(
+        event_id=submission.event_id or uuid7(),
+        tenant=submission.tenant,
+        stream=submission.stream,
+        type=submission.type,
+        schema_version=spec.version,
+        actor={"kind": actor_kind, "id": submission.actor.id},
+        agent_id=submission.agent_id,
+        mission_id=submission.mission_id,
+        causation_id=submission.causation_id,
+        correlation=(correlation.model_dump(exclude_none=True) or None) if correlation else None,
+        occurred_at=normalise_timestamp(submission.occurred_at) if submission.occurred_at else None,
+        payload=submission.payload,
+        expected_seq=submission.expected_seq,
+        payload_exact=payload_exact,
+        fingerprint="",
+    )
+    valid.fingerprint = _fingerprint(valid, payload_bytes)
+    return valid
+
+
+def _fingerprint(valid: ValidSubmission, payload_bytes: bytes) -> str:
+    """Digest of what the event will say (not of the raw text), so a resend with a defaulted field matches."""
+    header = orjson.dumps(
+        [
+            valid.event_id,
+            valid.tenant,
+            valid.stream,
+            valid.type,
+            valid.schema_version,
+            valid.actor,
+            valid.agent_id,
+            valid.mission_id,
+            valid.causation_id,
+            valid.correlation,
+            valid.occurred_at,
+        ],
+        option=orjson.OPT_SORT_KEYS,
+    )
+    return "sha256:" + hashlib.sha256(header + b"\n" + payload_bytes).hexdigest()

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from ledger.canonical import canonical_bytes, event_hash_from_canonical
+from ledger.canonical import canonical_bytes, seal_canonical
 from ledger.checkpoint import Checkpoint, origin_for, sign_checkpoint
 from ledger.clock import parse_timestamp, utc_now
 from ledger.errors import (
@@ -169,9 +169,9 @@ class Sequencer:
                 outcomes[slot] = refusal
                 batch.rejections.append(self._rejection(recorded_at, refusal, raws[slot], item))
                 continue
-            envelope = self._envelope(item, head, partition, right_edge.size, recorded_at)
+            envelope, encoded = self._envelope(item, head, partition, right_edge.size, recorded_at)
             batch.merkle_nodes.extend(right_edge.append(leaf_hash(bytes.fromhex(envelope["hash"][7:]))))
-            batch.events.append((envelope, canonical_bytes(envelope)))
+            batch.events.append((envelope, encoded))
             batch.fingerprints.append(item.fingerprint)
             heads[stream_key] = StreamHead(envelope["seq"], envelope["hash"])
             sealed_here[id_key] = (item.fingerprint, envelope)
@@ -180,7 +180,7 @@ class Sequencer:
 
     def _envelope(
         self, item: ValidSubmission, head: StreamHead, partition: int, log_index: int, recorded_at: str
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], bytes]:
         envelope: dict[str, Any] = {
             "spec": SPEC,
             "tenant": item.tenant,
@@ -200,8 +200,8 @@ class Sequencer:
             "payload": item.payload,
             "log": {"log_id": self.log.log_id, "partition": partition, "index": log_index},
         }
-        envelope["hash"] = event_hash_from_canonical(canonical_bytes(envelope))
-        return envelope
+        envelope["hash"], encoded = seal_canonical(canonical_bytes(envelope, exact=item.payload_exact))
+        return envelope, encoded
 
     @staticmethod
     def _duplicate(item: ValidSubmission, fingerprint: str, original: dict[str, Any]) -> SubmissionRefused:

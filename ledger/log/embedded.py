@@ -10,6 +10,7 @@ to one data dir without a stale read (guarantee 3). Nothing outside `ledger/log/
 
 from __future__ import annotations
 
+import functools
 import secrets
 import sqlite3
 import uuid
@@ -39,6 +40,7 @@ STREAM_NAMESPACE = uuid.UUID("6f1c2a52-35f4-4a8e-9c55-0b7d4f7e3a10")
 PARTITION = 0  # one SQLite file is one partition
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def stream_originator_id(tenant: str, stream: str) -> uuid.UUID:
     return uuid.uuid5(STREAM_NAMESPACE, f"{tenant}/{stream}")
 
@@ -76,8 +78,17 @@ class EmbeddedWriter(PartitionWriter):
         return self._size
 
     def stream_heads(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], StreamHead]:
+        # Heads this process wrote are reused only if no one appended since: the size read under the write
+        # lock must equal the size at this process's last commit (guarantee 3: never a stale read).
+        cache = self._log._heads
+        if self._log._heads_size != self._size:
+            cache.clear()
         heads = {}
         for tenant, stream in keys:
+            cached = cache.get((tenant, stream))
+            if cached is not None:
+                heads[(tenant, stream)] = cached
+                continue
             self._cursor.execute(
                 "SELECT originator_version, state FROM stored_events WHERE originator_id=?"
                 " ORDER BY originator_version DESC LIMIT 1",
@@ -89,15 +100,20 @@ class EmbeddedWriter(PartitionWriter):
         return heads
 
     def known_events(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], KnownEvent]:
-        known = {}
+        by_tenant: dict[str, list[str]] = {}
         for tenant, event_id in keys:
-            self._cursor.execute(
-                "SELECT log_index, fingerprint FROM ledger_event_ids WHERE tenant=? AND event_id=?",
-                (tenant, event_id),
-            )
-            row = self._cursor.fetchone()
-            if row is not None:
-                known[(tenant, event_id)] = KnownEvent(row[0], row[1])
+            by_tenant.setdefault(tenant, []).append(event_id)
+        known = {}
+        for tenant, event_ids in by_tenant.items():
+            for start in range(0, len(event_ids), 500):  # stay under SQLite's bound-parameter limit
+                chunk = event_ids[start : start + 500]
+                self._cursor.execute(
+                    "SELECT event_id, log_index, fingerprint FROM ledger_event_ids"
+                    f" WHERE tenant=? AND event_id IN ({','.join('?' * len(chunk))})",
+                    (tenant, *chunk),
+                )
+                for row in self._cursor.fetchall():
+                    known[(tenant, row[0])] = KnownEvent(row[1], row[2])
         return known
 
     def get_node(self, level: int, index: int) -> bytes:
@@ -154,6 +170,14 @@ class EmbeddedWriter(PartitionWriter):
             )
         self._log._insert_rejections(cursor, batch.rejections)
         self._size += len(batch.events)
+        if batch.events:
+            if self._log._heads_size != self._size - len(batch.events):
+                self._log._heads.clear()
+            for envelope, _ in batch.events:
+                self._log._heads[(envelope["tenant"], envelope["stream"])] = StreamHead(
+                    envelope["seq"], envelope["hash"]
+                )
+            self._log._heads_size = self._size  # valid once the commit that follows succeeds; a failure clears it
 
 
 class EmbeddedLog(LogBackend):
@@ -169,6 +193,8 @@ class EmbeddedLog(LogBackend):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.datastore = SQLiteDatastore(str(path), lock_timeout=lock_timeout_s)
         self.recorder = LedgerRecorder(self.datastore)
+        self._heads: dict[tuple[str, str], StreamHead] = {}  # stream heads as of this process's last commit
+        self._heads_size: int | None = None  # the log size they are valid for
         if create:
             self.recorder.create_table()
         self.log_id = self._log_id(create)
@@ -197,11 +223,11 @@ class EmbeddedLog(LogBackend):
             cursor.execute("BEGIN IMMEDIATE")  # take the write lock before reading anything
             try:
                 yield cursor
+                connection.commit()
             except BaseException:
+                self._heads_size = None
                 connection.rollback()
                 raise
-            else:
-                connection.commit()
             finally:
                 cursor.sqlite_cursor.close()
 
