@@ -156,7 +156,7 @@ class Sequencer:
                         fingerprint, original = sealed_here[id_key]
                     else:
                         fingerprint = known[id_key].fingerprint
-                        original = writer.read_event(known[id_key].log_index)
+                        original = writer.read_event(*id_key)
                     raise self._duplicate(item, fingerprint, original)
                 stream_key = (item.tenant, item.stream)
                 head = heads.get(stream_key) or StreamHead(0, ZERO_HASH)

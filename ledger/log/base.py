@@ -94,7 +94,7 @@ class PartitionWriter(ABC):
     def last_checkpoint(self) -> Checkpointed | None: ...
 
     @abstractmethod
-    def read_event(self, log_index: int) -> dict[str, Any]: ...
+    def read_event(self, tenant: str, event_id: str) -> dict[str, Any]: ...
 
     @abstractmethod
     def write(self, batch: SealedBatch) -> None: ...
@@ -116,6 +116,16 @@ class LogBackend(ABC):
     @abstractmethod
     def read(self, partition: int, start: int = 0, limit: int | None = None) -> Iterator[LogRecord]:
         """Events of a partition in log-index order, from log index `start`."""
+
+    @abstractmethod
+    def records_after(self, partition: int, position: int | None, limit: int) -> list[LogRecord]:
+        """Up to `limit` committed records whose backend position is greater than `position` (None: from the
+        start), in log order. Consumers store the last position they applied (guarantee 7)."""
+
+    @abstractmethod
+    def end_position(self, partition: int) -> int | None:
+        """The backend position of the last committed record of `partition` (None when empty): lag is the
+        distance from a consumer's stored position to this."""
 
     @abstractmethod
     def size(self, partition: int) -> int: ...

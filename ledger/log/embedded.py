@@ -122,15 +122,15 @@ class EmbeddedWriter(PartitionWriter):
     def last_checkpoint(self) -> Checkpointed | None:
         return self._log._last_checkpoint(self._cursor, PARTITION)
 
-    def read_event(self, log_index: int) -> dict[str, Any]:
+    def read_event(self, tenant: str, event_id: str) -> dict[str, Any]:
         self._cursor.execute(
             "SELECT e.state FROM ledger_event_ids i JOIN stored_events e ON e.rowid = i.notification_id"
-            " WHERE i.log_index=? LIMIT 1",
-            (log_index,),
+            " WHERE i.tenant=? AND i.event_id=?",
+            (tenant, event_id),
         )
         row = self._cursor.fetchone()
         if row is None:
-            raise ConfigError(f"log index {log_index} is missing from the store")
+            raise ConfigError(f"event {tenant}/{event_id} is in the idempotency index but not in the store")
         event: dict[str, Any] = orjson.loads(row[0])
         return event
 
@@ -254,6 +254,19 @@ class EmbeddedLog(LogBackend):
             while rows := cursor.sqlite_cursor.fetchmany(2048):
                 for row in rows:
                     yield LogRecord(PARTITION, row[0], row[1])
+
+    def records_after(self, partition: int, position: int | None, limit: int) -> list[LogRecord]:
+        with self._read() as cursor:
+            cursor.execute(
+                "SELECT rowid, state FROM stored_events WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                (0 if position is None else position, limit),
+            )
+            return [LogRecord(PARTITION, row[0], row[1]) for row in cursor.fetchall()]
+
+    def end_position(self, partition: int) -> int | None:
+        with self._read() as cursor:
+            last: int | None = self.recorder._max_notification_id(cursor)
+            return last
 
     def size(self, partition: int) -> int:
         with self._read() as cursor:
