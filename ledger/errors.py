@@ -75,6 +75,13 @@ class WrongTenant(SubmissionRefused):
     http_status = 403
 
 
+class MisroutedSubmission(SubmissionRefused):
+    """A submission arrived on an intake partition that does not own its stream (a stream lives in one partition)."""
+
+    reason_code = "wrong_partition"
+    http_status = 422
+
+
 class ForgedField(SubmissionRefused):
     """A submission tried to set a value only the sequencer assigns (hash, seq, prev_hash, log, recorded_at)."""
 
@@ -108,6 +115,23 @@ class DuplicateEventId(SubmissionRefused):
 
     def to_json(self) -> dict[str, Any]:
         return {**super().to_json(), "receipt": self.original_receipt}
+
+
+def refusal_from(reason_code: str, message: str, receipt: dict[str, Any] | None = None) -> SubmissionRefused:
+    """Rebuild the refusal a sequencer recorded (e.g. read back from `ledger.rejected`) as its exception."""
+    if reason_code == DuplicateEventId.reason_code:
+        return DuplicateEventId(message, receipt or {})
+    for kind in _refusal_kinds(SubmissionRefused):
+        if kind.reason_code == reason_code:
+            return kind(message)
+    return SubmissionRefused(message)
+
+
+def _refusal_kinds(root: type[SubmissionRefused]) -> list[type[SubmissionRefused]]:
+    kinds = []
+    for kind in root.__subclasses__():
+        kinds.extend([kind, *_refusal_kinds(kind)])
+    return kinds
 
 
 class VerificationFailed(LedgerError):

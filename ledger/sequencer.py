@@ -21,6 +21,7 @@ from ledger.clock import parse_timestamp, utc_now
 from ledger.errors import (
     DuplicateEventId,
     EventIdConflict,
+    MisroutedSubmission,
     StaleExpectedSeq,
     SubmissionRefused,
 )
@@ -28,11 +29,11 @@ from ledger.intake import Limits, ValidSubmission, validate_submission
 from ledger.keys import SignerKey
 from ledger.log.base import (
     Checkpointed,
-    LogBackend,
     PartitionWriter,
     Rejection,
     SealedBatch,
     StreamHead,
+    WritableLog,
 )
 from ledger.merkle import CompactRange, leaf_hash
 from schemas.envelope import SPEC, ZERO_HASH, LogPosition, Receipt
@@ -87,7 +88,7 @@ class Sequencer:
 
     def __init__(
         self,
-        log: LogBackend,
+        log: WritableLog,
         signer: SignerKey,
         *,
         limits: Limits | None = None,
@@ -107,21 +108,33 @@ class Sequencer:
             raise outcome
         return outcome
 
-    def append_batch(self, raws: Sequence[RawSubmission], *, tenant: str | None = None) -> list[Outcome]:
-        """Append a batch; the result has one receipt or refusal per submission, in order."""
+    def append_batch(
+        self, raws: Sequence[RawSubmission], *, tenant: str | None = None, partition: int | None = None
+    ) -> list[Outcome]:
+        """Append a batch; the result has one receipt or refusal per submission, in order.
+
+        With `partition` (a Kafka sequencer draining one intake partition) every submission must belong to
+        that partition, and the partition's writer is opened even when all were refused, so the refusals
+        commit in the same transaction as the intake position.
+        """
         received_at = self.clock()
         outcomes: list[Outcome | None] = [None] * len(raws)
         rejections: list[Rejection] = []
-        by_partition: dict[int, list[tuple[int, ValidSubmission]]] = {}
+        by_partition: dict[int, list[tuple[int, ValidSubmission]]] = {} if partition is None else {partition: []}
         for slot, raw in enumerate(raws):
             try:
                 valid = validate_submission(raw, self.limits, tenant)
+                owner = self.log.partition_for(valid.tenant, valid.stream)
+                if partition is not None and owner != partition:
+                    raise MisroutedSubmission(
+                        f"stream {valid.tenant}/{valid.stream} belongs to partition {owner}, "
+                        f"not intake partition {partition}"
+                    )
             except SubmissionRefused as refusal:
                 outcomes[slot] = refusal
                 rejections.append(self._rejection(received_at, refusal, raw))
                 continue
-            partition = self.log.partition_for(valid.tenant, valid.stream)
-            by_partition.setdefault(partition, []).append((slot, valid))
+            by_partition.setdefault(owner, []).append((slot, valid))
 
         for partition, items in by_partition.items():
             with self.log.writer(partition) as writer:
@@ -167,7 +180,10 @@ class Sequencer:
                     )
             except SubmissionRefused as refusal:
                 outcomes[slot] = refusal
-                batch.rejections.append(self._rejection(recorded_at, refusal, raws[slot], item))
+                rejection = self._rejection(recorded_at, refusal, raws[slot], item)
+                if isinstance(refusal, DuplicateEventId):
+                    rejection.detail = {"receipt": refusal.original_receipt}
+                batch.rejections.append(rejection)
                 continue
             envelope, encoded = self._envelope(item, head, partition, right_edge.size, recorded_at)
             batch.merkle_nodes.extend(right_edge.append(leaf_hash(bytes.fromhex(envelope["hash"][7:]))))
@@ -241,10 +257,10 @@ class Sequencer:
         checkpoint = Checkpoint(origin=origin_for(self.log.log_id, partition), size=size, root_hash=root)
         return Checkpointed(partition, size, sign_checkpoint(checkpoint, self.signer), now)
 
-    def seal(self) -> list[Checkpointed]:
+    def seal(self, partitions: Sequence[int] | None = None) -> list[Checkpointed]:
         """Checkpoint every partition whose tree grew since its last checkpoint (called on clean shutdown)."""
         sealed = []
-        for partition in range(self.log.partition_count):
+        for partition in range(self.log.partition_count) if partitions is None else partitions:
             with self.log.writer(partition) as writer:
                 last = writer.last_checkpoint()
                 if writer.size == 0 or (last is not None and last.tree_size == writer.size):

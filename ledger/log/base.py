@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -30,7 +30,7 @@ class KnownEvent:
     fingerprint: str
 
 
-@dataclass(frozen=True)
+@dataclass
 class Rejection:
     """A refused submission as it is recorded (embedded: rejected table; Kafka: ledger.rejected)."""
 
@@ -40,6 +40,7 @@ class Rejection:
     tenant: str | None
     event_id: str | None
     raw: bytes
+    detail: dict[str, Any] | None = None  # e.g. the original receipt of a duplicate
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ class SealedBatch:
     merkle_nodes: list[tuple[int, int, bytes]] = field(default_factory=list)
     checkpoint: Checkpointed | None = None
     rejections: list[Rejection] = field(default_factory=list)
+    positions: dict[str, int] = field(default_factory=dict)  # source positions a replica records with the batch
 
 
 class PartitionWriter(ABC):
@@ -98,6 +100,19 @@ class PartitionWriter(ABC):
 
     @abstractmethod
     def write(self, batch: SealedBatch) -> None: ...
+
+
+class WritableLog(Protocol):
+    """What the sequencer needs of a log: its id, its partitioning, exclusive writers, a refusal sink."""
+
+    log_id: str
+    partition_count: int
+
+    def partition_for(self, tenant: str, stream: str) -> int: ...
+
+    def writer(self, partition: int) -> AbstractContextManager[PartitionWriter]: ...
+
+    def record_rejections(self, rejections: Sequence[Rejection]) -> None: ...
 
 
 class LogBackend(ABC):

@@ -169,6 +169,9 @@ class EmbeddedWriter(PartitionWriter):
                 (cp.partition, cp.tree_size, cp.note, cp.recorded_at),
             )
         self._log._insert_rejections(cursor, batch.rejections)
+        cursor.executemany(
+            "INSERT OR REPLACE INTO ledger_meta VALUES (?, ?)", [(k, str(v)) for k, v in batch.positions.items()]
+        )
         self._size += len(batch.events)
         if batch.events:
             if self._log._heads_size != self._size - len(batch.events):
@@ -185,7 +188,9 @@ class EmbeddedLog(LogBackend):
 
     partition_count = 1
 
-    def __init__(self, data_dir: Path, *, create: bool = True, lock_timeout_s: int = 60) -> None:
+    def __init__(
+        self, data_dir: Path, *, create: bool = True, lock_timeout_s: int = 60, log_id: str | None = None
+    ) -> None:
         self.data_dir = Path(data_dir)
         path = self.data_dir / DB_FILE
         if not path.exists() and not create:
@@ -197,9 +202,17 @@ class EmbeddedLog(LogBackend):
         self._heads_size: int | None = None  # the log size they are valid for
         if create:
             self.recorder.create_table()
-        self.log_id = self._log_id(create)
+        self.log_id = self._log_id(create, log_id)
+        if log_id is not None and self.log_id != log_id:
+            raise ConfigError(f"{path} belongs to log {self.log_id}, not {log_id}")
 
-    def _log_id(self, create: bool) -> str:
+    def meta(self, key: str) -> str | None:
+        with self._read() as cursor:
+            cursor.execute("SELECT value FROM ledger_meta WHERE key=?", (key,))
+            row = cursor.fetchone()
+            return None if row is None else str(row[0])
+
+    def _log_id(self, create: bool, wanted: str | None) -> str:
         if not create:  # readers never take the write lock
             with self._read() as cursor:
                 cursor.execute("SELECT value FROM ledger_meta WHERE key='log_id'")
@@ -212,7 +225,7 @@ class EmbeddedLog(LogBackend):
             row = cursor.fetchone()
             if row is not None:
                 return str(row[0])
-            log_id = f"agent-ledger.local/{secrets.token_hex(4)}"
+            log_id = wanted or f"agent-ledger.local/{secrets.token_hex(4)}"
             cursor.execute("INSERT INTO ledger_meta VALUES ('log_id', ?)", (log_id,))
             return log_id
 
@@ -313,10 +326,9 @@ class EmbeddedLog(LogBackend):
 
     @staticmethod
     def _last_checkpoint(cursor: SQLiteCursor, partition: int) -> Checkpointed | None:
+        # One file is one partition; a Kafka replica keeps the Kafka partition number in the column.
         cursor.execute(
-            "SELECT partition, tree_size, note, recorded_at FROM ledger_checkpoints WHERE partition=?"
-            " ORDER BY tree_size DESC LIMIT 1",
-            (partition,),
+            "SELECT partition, tree_size, note, recorded_at FROM ledger_checkpoints ORDER BY tree_size DESC LIMIT 1"
         )
         row = cursor.fetchone()
         return None if row is None else Checkpointed(row[0], row[1], row[2], row[3])

@@ -1,0 +1,64 @@
+"""`agent-ledger sequencer`: a Kafka-mode sequencer worker (run one or more; the consumer group shares partitions)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+
+from ledger.cli.common import add_store_options, settings_from, warn
+from ledger.errors import UsageError
+from ledger.keys import load_signer
+from ledger.log.kafka import Topics
+from ledger.log.kafka_sequencer import KafkaSequencer
+
+
+def add_kafka_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--kafka", default=None, help="bootstrap HOST:PORT (env AGENT_LEDGER_KAFKA)")
+    parser.add_argument("--topic-prefix", default="", help="prefix of the four ledger topics (default none)")
+
+
+def kafka_from(args: argparse.Namespace) -> tuple[str, Topics]:
+    bootstrap = args.kafka or os.environ.get("AGENT_LEDGER_KAFKA")
+    if not bootstrap:
+        raise UsageError("this command needs --kafka HOST:PORT (or AGENT_LEDGER_KAFKA)")
+    return bootstrap, Topics(args.topic_prefix)
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser("sequencer", help="Kafka-mode sequencer worker")
+    add_store_options(parser)
+    add_kafka_options(parser)
+    parser.add_argument("--state", type=Path, default=None, help="replica dir (default <data>/sequencer)")
+    parser.add_argument("--max-batch", type=int, default=500, help="intake records per transaction")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    bootstrap, topics = kafka_from(args)
+    settings = settings_from(args)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    worker = KafkaSequencer(
+        bootstrap,
+        load_signer(settings.private_key_path),
+        args.state or settings.data_dir / "sequencer",
+        topics=topics,
+        limits=settings.limits,
+        checkpoint_policy=settings.checkpoint_policy,
+        max_batch=args.max_batch,
+    )
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    warn(f"sequencer for {worker.log_id} on {bootstrap} (group {worker.group_id}) started")
+    worker.run(stop)
+    warn(f"sequencer stopped after {worker.sequenced} submissions; owned partitions sealed")
+    return 0

@@ -1,0 +1,260 @@
+"""The Kafka log backend, read side: events, checkpoints and rejections from the four ledger topics.
+
+`ledger.events` partition p is log partition p (its own Merkle tree); `ledger.checkpoints` partition p holds
+its signed checkpoints. Every read is `read_committed`, so an aborted sequencer transaction is never seen
+(guarantee 3). Only `agent-ledger sequencer` writes events (`kafka_sequencer.py`); this class refuses to.
+Nothing outside `ledger/log/` imports kafka-python.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import KafkaAdminClient
+from kafka.errors import KafkaError
+from kafka.partitioner.default import murmur2
+
+from ledger.errors import ConfigError
+from ledger.log.base import Checkpointed, LogBackend, LogRecord, PartitionWriter, Rejection
+from ledger.merkle import MemoryNodes, leaf_hash
+
+POLL_MS = 200
+
+
+@dataclass(frozen=True)
+class Topics:
+    """The four topic names; a prefix lets several ledgers (or test runs) share one cluster."""
+
+    prefix: str = ""
+
+    @property
+    def intake(self) -> str:
+        return f"{self.prefix}ledger.intake"
+
+    @property
+    def events(self) -> str:
+        return f"{self.prefix}ledger.events"
+
+    @property
+    def checkpoints(self) -> str:
+        return f"{self.prefix}ledger.checkpoints"
+
+    @property
+    def rejected(self) -> str:
+        return f"{self.prefix}ledger.rejected"
+
+
+def stream_key(tenant: str, stream: str) -> bytes:
+    return f"{tenant}/{stream}".encode()
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """Kafka's default partitioner (murmur2, positive, modulo): producers in any language agree with it."""
+    partition: int = (murmur2(key) & 0x7FFFFFFF) % partitions
+    return partition
+
+
+def reader(bootstrap: str, **config: Any) -> KafkaConsumer:
+    """A group-less consumer that sees only committed records."""
+    try:
+        return KafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            auto_offset_reset="earliest",
+            request_timeout_ms=30_000,
+            **config,
+        )
+    except KafkaError as exc:
+        raise ConfigError(f"cannot reach Kafka at {bootstrap}: {exc}") from None
+
+
+def read_partition(
+    consumer: KafkaConsumer, topic: str, partition: int, start_offset: int | None = None, limit: int | None = None
+) -> Iterator[Any]:
+    """Committed records of one partition from `start_offset` (None: the beginning) up to the end seen now."""
+    tp = TopicPartition(topic, partition)
+    consumer.assign([tp])
+    end = consumer.end_offsets([tp])[tp]
+    if start_offset is None:
+        consumer.seek_to_beginning(tp)
+    else:
+        consumer.seek(tp, start_offset)
+    produced = 0
+    while consumer.position(tp) < end:
+        for record in consumer.poll(timeout_ms=POLL_MS).get(tp, []):
+            if record.offset >= end:
+                return
+            yield record
+            produced += 1
+            if limit is not None and produced >= limit:
+                return
+
+
+class KafkaLog(LogBackend):
+    """Reads a Kafka-backed ledger: verify, tail, receipts and consumer runners use it."""
+
+    def __init__(self, bootstrap: str, *, topics: Topics | None = None, log_id: str | None = None) -> None:
+        self.bootstrap = bootstrap
+        self.topics = topics or Topics()
+        self._consumer = reader(bootstrap)
+        partitions = self._consumer.partitions_for_topic(self.topics.events)
+        if not partitions:
+            raise ConfigError(
+                f"topic {self.topics.events} does not exist on {bootstrap}; run `agent-ledger kafka init`"
+            )
+        self.partition_count = len(partitions)
+        self.log_id = log_id or kafka_log_id(bootstrap)
+        self._trees: dict[int, MemoryNodes] = {}
+        self._producer: KafkaProducer | None = None
+
+    def partition_for(self, tenant: str, stream: str) -> int:
+        return partition_of(stream_key(tenant, stream), self.partition_count)
+
+    def writer(self, partition: int) -> AbstractContextManager[PartitionWriter]:
+        raise ConfigError("a Kafka ledger is written only by `agent-ledger sequencer` (through ledger.intake)")
+
+    def read(self, partition: int, start: int = 0, limit: int | None = None) -> Iterator[LogRecord]:
+        skipped = 0
+        for record in read_partition(self._consumer, self.topics.events, partition):
+            if skipped < start:
+                skipped += 1
+                continue
+            yield LogRecord(partition, record.offset, record.value)
+            if limit is not None:
+                limit -= 1
+                if limit <= 0:
+                    return
+
+    def records_after(self, partition: int, position: int | None, limit: int) -> list[LogRecord]:
+        start = 0 if position is None else position + 1
+        return [
+            LogRecord(partition, record.offset, record.value)
+            for record in read_partition(self._consumer, self.topics.events, partition, start, limit)
+        ]
+
+    def end_position(self, partition: int) -> int | None:
+        tp = TopicPartition(self.topics.events, partition)
+        end = self._consumer.end_offsets([tp])[tp]
+        # Transaction markers take offsets too; the last record is the last one below the end.
+        last = None
+        for record in read_partition(self._consumer, self.topics.events, partition, max(0, end - 64)):
+            last = record.offset
+        return last if last is not None or end == 0 else end - 1
+
+    def size(self, partition: int) -> int:
+        tp = TopicPartition(self.topics.events, partition)
+        end = self._consumer.end_offsets([tp])[tp]
+        last_index = -1
+        for record in read_partition(self._consumer, self.topics.events, partition, max(0, end - 64)):
+            last_index = orjson.loads(record.value)["log"]["index"]
+        if last_index < 0 and end > 64:  # the window held only markers: fall back to counting
+            return sum(1 for _ in self.read(partition))
+        return last_index + 1
+
+    def checkpoints(self, partition: int) -> Sequence[Checkpointed]:
+        stored = [
+            Checkpointed(**orjson.loads(record.value))
+            for record in read_partition(self._consumer, self.topics.checkpoints, partition)
+        ]
+        return sorted(stored, key=lambda cp: cp.tree_size)
+
+    def find_event(self, tenant: str, event_id: str) -> dict[str, Any] | None:
+        """Scans the log (Kafka has no index by event_id); receipts of producers come from the SDK instead."""
+        for partition in range(self.partition_count):
+            for record in self.read(partition):
+                envelope = record.envelope()
+                if envelope["event_id"] == event_id and envelope["tenant"] == tenant:
+                    return envelope
+        return None
+
+    def get_node(self, partition: int, level: int, index: int) -> bytes:
+        size_needed = (index + 1) << level
+        tree = self._trees.get(partition)
+        if tree is None or tree.size < size_needed:
+            tree = MemoryNodes()
+            for record in self.read(partition):
+                tree.append(leaf_hash(bytes.fromhex(record.envelope()["hash"][7:])))
+            self._trees[partition] = tree
+        return tree.get_node(level, index)
+
+    def record_rejections(self, rejections: Sequence[Rejection]) -> None:
+        if self._producer is None:
+            self._producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True)
+        for rejection in rejections:
+            self._producer.send(self.topics.rejected, value=rejection_record(rejection))
+        self._producer.flush()
+
+    def rejections(self, limit: int = 100) -> list[Rejection]:
+        found: list[Rejection] = []
+        partitions = self._consumer.partitions_for_topic(self.topics.rejected) or set()
+        for partition in sorted(partitions):
+            found.extend(
+                rejection_from_record(record.value)
+                for record in read_partition(self._consumer, self.topics.rejected, partition)
+            )
+        found.sort(key=lambda rejection: rejection.received_at, reverse=True)
+        return found[:limit]
+
+    def close(self) -> None:
+        self._consumer.close()
+        if self._producer is not None:
+            self._producer.close()
+
+
+def kafka_log_id(bootstrap: str) -> str:
+    """A Kafka ledger's log id is derived from the cluster id, so every reader and sequencer agrees on it."""
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
+    except KafkaError as exc:
+        raise ConfigError(f"cannot reach Kafka at {bootstrap}: {exc}") from None
+    try:
+        cluster_id = admin.describe_cluster()["cluster_id"]
+    finally:
+        admin.close()
+    return f"agent-ledger.kafka/{cluster_id}"
+
+
+def rejection_record(rejection: Rejection) -> bytes:
+    return orjson.dumps(
+        {
+            "received_at": rejection.received_at,
+            "reason": rejection.reason_code,
+            "message": rejection.message,
+            "tenant": rejection.tenant,
+            "event_id": rejection.event_id,
+            "raw_b64": base64.b64encode(rejection.raw).decode(),
+            "detail": rejection.detail,
+        }
+    )
+
+
+def rejection_from_record(value: bytes) -> Rejection:
+    fields = orjson.loads(value)
+    return Rejection(
+        fields["received_at"],
+        fields["reason"],
+        fields["message"],
+        fields["tenant"],
+        fields["event_id"],
+        base64.b64decode(fields["raw_b64"]),
+        fields.get("detail"),
+    )
+
+
+def checkpoint_record(checkpoint: Checkpointed) -> bytes:
+    return orjson.dumps(
+        {
+            "partition": checkpoint.partition,
+            "tree_size": checkpoint.tree_size,
+            "note": checkpoint.note,
+            "recorded_at": checkpoint.recorded_at,
+        }
+    )

@@ -1,0 +1,348 @@
+"""The Kafka sequencer worker: drains the `ledger.intake` partitions it owns and seals them into `ledger.events`.
+
+Guarantee 3: each owned partition p has one transactional producer, id `<group>-p<p>`; creating it fences every
+older instance, so a zombie cannot append. One batch is one Kafka transaction: the chained events (events p),
+a due checkpoint (checkpoints p), the refusals (rejected) and the intake offset (`send_offsets_to_transaction`).
+Heads, the idempotency index and Merkle nodes live in a local SQLite replica per partition, rebuilt from
+`ledger.events` on assignment (bounded memory, guarantee 4). After an ambiguous error the producer is recreated
+and the replica caught up from the log; nothing is retried blindly.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import InvalidProducerEpochError, KafkaError, ProducerFencedError
+from kafka.structs import OffsetAndMetadata
+
+from ledger.canonical import event_hash
+from ledger.errors import ConfigError, VerificationFailed
+from ledger.intake import Limits
+from ledger.keys import SignerKey
+from ledger.log.base import (
+    Checkpointed,
+    KnownEvent,
+    PartitionWriter,
+    Rejection,
+    SealedBatch,
+    StreamHead,
+)
+from ledger.log.embedded import EmbeddedLog
+from ledger.log.kafka import (
+    Topics,
+    checkpoint_record,
+    kafka_log_id,
+    partition_of,
+    read_partition,
+    reader,
+    rejection_record,
+    stream_key,
+)
+from ledger.merkle import CompactRange, leaf_hash
+from ledger.sequencer import CheckpointPolicy, Sequencer
+from schemas.envelope import ZERO_HASH
+
+log = logging.getLogger("agent_ledger.sequencer")
+FENCED = (ProducerFencedError, InvalidProducerEpochError)
+REPLICA_CHUNK = 1000
+
+
+@dataclass
+class OwnedPartition:
+    partition: int
+    replica: EmbeddedLog
+    producer: KafkaProducer
+    next_intake_offset: int | None = None
+
+
+class KafkaPartitionWriter(PartitionWriter):
+    """Reads from the replica under its lock; `write` commits the Kafka transaction, then the replica."""
+
+    def __init__(self, worker: KafkaSequencer, owned: OwnedPartition, replica_writer: PartitionWriter) -> None:
+        self._worker = worker
+        self._owned = owned
+        self._replica = replica_writer
+
+    @property
+    def size(self) -> int:
+        return self._replica.size
+
+    def stream_heads(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], StreamHead]:
+        return self._replica.stream_heads(keys)
+
+    def known_events(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], KnownEvent]:
+        return self._replica.known_events(keys)
+
+    def get_node(self, level: int, index: int) -> bytes:
+        return self._replica.get_node(level, index)
+
+    def last_checkpoint(self) -> Checkpointed | None:
+        return self._replica.last_checkpoint()
+
+    def read_event(self, tenant: str, event_id: str) -> dict[str, Any]:
+        return self._replica.read_event(tenant, event_id)
+
+    def write(self, batch: SealedBatch) -> None:
+        topics, partition, producer = self._worker.topics, self._owned.partition, self._owned.producer
+        producer.begin_transaction()
+        sent = [
+            producer.send(
+                topics.events,
+                key=stream_key(envelope["tenant"], envelope["stream"]),
+                value=encoded,
+                partition=partition,
+                headers=[("fingerprint", fingerprint.encode())],
+            )
+            for (envelope, encoded), fingerprint in zip(batch.events, batch.fingerprints, strict=True)
+        ]
+        if batch.checkpoint is not None:
+            producer.send(topics.checkpoints, value=checkpoint_record(batch.checkpoint), partition=partition)
+        for rejection in batch.rejections:
+            producer.send(topics.rejected, value=rejection_record(rejection))
+        if self._owned.next_intake_offset is not None:
+            producer.send_offsets_to_transaction(
+                {TopicPartition(topics.intake, partition): OffsetAndMetadata(self._owned.next_intake_offset, "", -1)},
+                self._worker.group_metadata(),
+            )
+        producer.commit_transaction()
+        if sent:
+            batch.positions["events_offset"] = sent[-1].get(timeout=30).offset
+        self._replica.write(batch)
+
+
+class _SequencingLog:
+    """The sequencer's view of the partitions this worker owns (the `WritableLog` protocol)."""
+
+    def __init__(self, worker: KafkaSequencer) -> None:
+        self._worker = worker
+        self.log_id = worker.log_id
+        self.partition_count = worker.partition_count
+
+    def partition_for(self, tenant: str, stream: str) -> int:
+        return partition_of(stream_key(tenant, stream), self.partition_count)
+
+    @contextmanager
+    def writer(self, partition: int) -> Iterator[PartitionWriter]:
+        owned = self._worker.owned(partition)
+        with owned.replica.writer(0) as replica_writer:
+            yield KafkaPartitionWriter(self._worker, owned, replica_writer)
+
+    def record_rejections(self, rejections: Sequence[Rejection]) -> None:
+        raise ConfigError("the Kafka sequencer records refusals inside its partition transaction")
+
+
+class KafkaSequencer(ConsumerRebalanceListener):  # type: ignore[misc]
+    """One sequencer instance of the consumer group over `ledger.intake`."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        signer: SignerKey,
+        state_dir: Path,
+        *,
+        topics: Topics | None = None,
+        group_id: str | None = None,
+        limits: Limits | None = None,
+        checkpoint_policy: CheckpointPolicy | None = None,
+        max_batch: int = 500,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.topics = topics or Topics()
+        self.group_id = group_id or f"{self.topics.prefix}agent-ledger-sequencer"
+        self.state_dir = Path(state_dir)
+        self.log_id = kafka_log_id(bootstrap)
+        self._catch_up_reader = reader(bootstrap)
+        partitions = self._catch_up_reader.partitions_for_topic(self.topics.events)
+        if not partitions:
+            raise ConfigError(f"topic {self.topics.events} does not exist; run `agent-ledger kafka init`")
+        self.partition_count = len(partitions)
+        self._owned: dict[int, OwnedPartition] = {}
+        self.sequencer = Sequencer(_SequencingLog(self), signer, limits=limits, checkpoint_policy=checkpoint_policy)
+        self._consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=self.group_id,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            auto_offset_reset="earliest",
+            max_poll_records=max_batch,
+        )
+        self._consumer.subscribe([self.topics.intake], listener=self)
+        self.sequenced = 0
+
+    # -- ownership ---------------------------------------------------------------------------------------
+
+    def owned(self, partition: int) -> OwnedPartition:
+        owned = self._owned.get(partition)
+        if owned is None:
+            raise ConfigError(f"this sequencer does not own partition {partition}")
+        return owned
+
+    def group_metadata(self) -> Any:
+        return self._consumer.group_metadata()
+
+    def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        for tp in assigned:
+            self._take(tp.partition)
+
+    def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        for tp in revoked:
+            self._release(tp.partition)
+
+    def _producer(self, partition: int) -> KafkaProducer:
+        producer = KafkaProducer(
+            bootstrap_servers=self.bootstrap,
+            transactional_id=f"{self.group_id}-p{partition}",
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=2,
+            request_timeout_ms=30_000,
+            max_block_ms=60_000,
+        )
+        producer.init_transactions()  # fences any older instance and resolves its open transaction
+        return producer
+
+    def _take(self, partition: int) -> None:
+        replica = EmbeddedLog(self.state_dir / f"partition-{partition}", log_id=self.log_id)
+        owned = OwnedPartition(partition, replica, self._producer(partition))
+        self._catch_up(owned)
+        self._owned[partition] = owned
+        log.info("took partition %d at log size %d", partition, replica.size(0))
+
+    def _release(self, partition: int) -> None:
+        owned = self._owned.pop(partition, None)
+        if owned is not None:
+            owned.producer.close(timeout=5)
+            owned.replica.close()
+
+    # -- replica -----------------------------------------------------------------------------------------
+
+    def _catch_up(self, owned: OwnedPartition) -> None:
+        """Bring the replica to the end of the committed log: events, then checkpoints."""
+        replica, partition = owned.replica, owned.partition
+        start = int(replica.meta("events_offset") or -1) + 1
+        chunk: list[Any] = []
+        for record in read_partition(self._catch_up_reader, self.topics.events, partition, start):
+            chunk.append(record)
+            if len(chunk) >= REPLICA_CHUNK:
+                self._replicate_events(owned, chunk)
+                chunk = []
+        if chunk:
+            self._replicate_events(owned, chunk)
+        start = int(replica.meta("checkpoints_offset") or -1) + 1
+        for record in read_partition(self._catch_up_reader, self.topics.checkpoints, partition, start):
+            checkpoint = Checkpointed(**orjson.loads(record.value))
+            with replica.writer(0) as writer:
+                last = writer.last_checkpoint()
+                newer = last is None or checkpoint.tree_size > last.tree_size
+                writer.write(
+                    SealedBatch(
+                        checkpoint=checkpoint if newer else None, positions={"checkpoints_offset": record.offset}
+                    )
+                )
+
+    def _replicate_events(self, owned: OwnedPartition, records: list[Any]) -> None:
+        with owned.replica.writer(0) as writer:
+            right_edge = CompactRange.from_nodes(writer.size, writer.get_node)
+            keys = {(e["tenant"], e["stream"]) for e in (orjson.loads(r.value) for r in records)}
+            heads = writer.stream_heads(keys)
+            batch = SealedBatch(positions={"events_offset": records[-1].offset})
+            for record in records:
+                envelope = orjson.loads(record.value)
+                index = envelope["log"]["index"]
+                if index < right_edge.size:
+                    continue  # already in the replica
+                self._check_replicated(owned.partition, envelope, right_edge.size, heads)
+                headers = dict(record.headers or [])
+                batch.events.append((envelope, record.value))
+                batch.fingerprints.append(headers.get("fingerprint", b"").decode())
+                batch.merkle_nodes.extend(right_edge.append(leaf_hash(bytes.fromhex(envelope["hash"][7:]))))
+            writer.write(batch)
+
+    def _check_replicated(
+        self, partition: int, envelope: dict[str, Any], size: int, heads: dict[tuple[str, str], StreamHead]
+    ) -> None:
+        """Refuse to build on a log that is not what sequencers wrote (fail closed)."""
+        where = f"ledger.events partition {partition} log index {envelope['log']['index']}"
+        if envelope["log"] != {"log_id": self.log_id, "partition": partition, "index": size}:
+            raise VerificationFailed(f"{where}: expected index {size} of {self.log_id}/{partition}")
+        if event_hash(envelope) != envelope["hash"]:
+            raise VerificationFailed(f"{where}: stored hash does not match its content")
+        key = (envelope["tenant"], envelope["stream"])
+        head = heads.get(key) or StreamHead(0, ZERO_HASH)
+        if envelope["seq"] != head.seq + 1 or envelope["prev_hash"] != head.hash:
+            raise VerificationFailed(f"{where}: breaks the chain of {key[0]}/{key[1]} after seq {head.seq}")
+        heads[key] = StreamHead(envelope["seq"], envelope["hash"])
+
+    # -- the loop ----------------------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Sequence until `stop` is set; then seal what this instance owns and leave the group."""
+        interval_s = self.sequencer.checkpoint_policy.interval_ms / 1000
+        next_seal = time.monotonic() + interval_s
+        try:
+            while not stop.is_set():
+                polled = self._consumer.poll(timeout_ms=100)
+                for tp, records in polled.items():
+                    if tp.partition in self._owned:
+                        self._sequence(tp.partition, records)
+                if time.monotonic() >= next_seal:
+                    self._seal()
+                    next_seal = time.monotonic() + interval_s
+            self._seal()
+        finally:
+            self.close()
+
+    def _sequence(self, partition: int, records: list[Any]) -> None:
+        owned = self._owned[partition]
+        owned.next_intake_offset = records[-1].offset + 1
+        try:
+            self.sequencer.append_batch([record.value or b"" for record in records], partition=partition)
+            self.sequenced += len(records)
+        except FENCED:
+            log.warning("partition %d: fenced by a newer sequencer; giving it up", partition)
+            self._release(partition)
+        except KafkaError as exc:
+            log.warning("partition %d: %s; recreating the producer and catching up", partition, exc)
+            self._recover(partition)
+        finally:
+            owned.next_intake_offset = None
+
+    def _recover(self, partition: int) -> None:
+        """After an ambiguous failure: new producer (aborts what was open), replica from the log, seek intake."""
+        owned = self._owned.get(partition)
+        if owned is None:
+            return
+        owned.producer.close(timeout=5)
+        owned.producer = self._producer(partition)
+        self._catch_up(owned)
+        tp = TopicPartition(self.topics.intake, partition)
+        committed = self._consumer.committed(tp)
+        if committed is None:
+            self._consumer.seek_to_beginning(tp)
+        else:
+            self._consumer.seek(tp, committed)
+
+    def _seal(self) -> None:
+        for partition in list(self._owned):
+            try:
+                self.sequencer.seal([partition])
+            except FENCED:
+                self._release(partition)
+            except KafkaError as exc:
+                log.warning("partition %d: sealing failed (%s); recovering", partition, exc)
+                self._recover(partition)
+
+    def close(self) -> None:
+        for partition in list(self._owned):
+            self._release(partition)
+        self._consumer.close(autocommit=False)
+        self._catch_up_reader.close()
