@@ -16,6 +16,8 @@ from ledger.errors import ConfigError, DuplicateEventId, SubmissionRefused
 from ledger.keys import SignerKey, VerifierKey, load_signer, load_verifier
 from ledger.log.base import Checkpointed, LogBackend, LogRecord, Rejection
 from ledger.log.embedded import EmbeddedLog
+from ledger.log.kafka import KafkaLog, Topics
+from ledger.log.kafka_intake import IntakeClient
 from ledger.receipts import receipt_with_proof
 from ledger.sealer import Sealer
 from ledger.sequencer import Outcome, RawSubmission, Sequencer
@@ -26,17 +28,32 @@ from schemas.envelope import Receipt, Submission
 class Ledger:
     """An open ledger: append, read, prove and verify."""
 
-    def __init__(self, log: LogBackend, settings: Settings, signer: SignerKey | None) -> None:
+    def __init__(
+        self, log: LogBackend, settings: Settings, signer: SignerKey | None, intake: IntakeClient | None = None
+    ) -> None:
         self.log = log
         self.settings = settings
         self._signer = signer
+        self._intake = intake
         self._sequencer: Sequencer | None = None
         self._sealer: Sealer | None = None
 
     @classmethod
-    def open(cls, settings: Settings | None = None, *, create: bool = True, read_only: bool = False) -> Ledger:
-        """Open (and with `create`, initialise) the embedded ledger; writers need the signing key."""
+    def open(
+        cls,
+        settings: Settings | None = None,
+        *,
+        create: bool = True,
+        read_only: bool = False,
+        kafka: str | None = None,
+        topics: Topics | None = None,
+    ) -> Ledger:
+        """Open the embedded ledger (writers need the signing key), or with `kafka` connect to a Kafka ledger:
+        appends then go through `ledger.intake` to the `agent-ledger sequencer` workers."""
         settings = settings or Settings()
+        if kafka is not None:
+            intake = None if read_only else IntakeClient(kafka, topics=topics)
+            return cls(KafkaLog(kafka, topics=topics), settings, None, intake)
         signer = None if read_only else load_signer(settings.private_key_path)
         return cls(EmbeddedLog(settings.data_dir, create=create), settings, signer)
 
@@ -44,7 +61,7 @@ class Ledger:
     def sequencer(self) -> Sequencer:
         if self._sequencer is None:
             if self._signer is None:
-                raise ConfigError("this ledger was opened read-only; appending needs the signing key")
+                raise ConfigError("this ledger has no sequencer here (read-only, or Kafka: the workers seal)")
             self._sequencer = Sequencer(
                 self.log,
                 self._signer,
@@ -62,7 +79,10 @@ class Ledger:
     def append_batch(
         self, submissions: Sequence[Submission | RawSubmission], *, tenant: str | None = None
     ) -> list[Outcome]:
-        outcomes = self.sequencer.append_batch([_raw(item) for item in submissions], tenant=tenant)
+        raws = [_raw(item) for item in submissions]
+        if self._intake is not None:
+            return self._intake.append_batch(raws, tenant=tenant)
+        outcomes = self.sequencer.append_batch(raws, tenant=tenant)
         for outcome in outcomes:
             if isinstance(outcome, DuplicateEventId):  # a resend gets the original receipt with its proof
                 original = self.receipt(outcome.original_receipt["tenant"], outcome.original_receipt["event_id"])
@@ -115,6 +135,8 @@ class Ledger:
                 self._sealer.stop()
             if self._sequencer is not None:
                 self._sequencer.close()
+            if self._intake is not None:
+                self._intake.close()
         finally:
             self.log.close()
 

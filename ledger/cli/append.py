@@ -13,9 +13,8 @@ from pathlib import Path
 
 import orjson
 
-from ledger.cli.common import add_store_options, print_json, settings_from, warn
+from ledger.cli.common import add_store_options, open_ledger, print_json, warn
 from ledger.errors import DuplicateEventId, SubmissionRefused, UsageError
-from ledger.sdk import Ledger
 from ledger.sequencer import Outcome, RawSubmission
 
 
@@ -119,7 +118,7 @@ def _report(number: int, outcome: Outcome) -> bool:
 def run(args: argparse.Namespace) -> int:
     tenant = args.tenant if args.file is not None else None
     refused = appended = 0
-    with Ledger.open(settings_from(args)) as ledger:
+    with open_ledger(args, read_only=False) as ledger:
         for batch in _batches(args):
             outcomes = ledger.append_batch([raw for _, raw in batch], tenant=tenant)
             for (number, _), outcome in zip(batch, outcomes, strict=True):

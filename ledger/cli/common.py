@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -10,10 +11,13 @@ from typing import Any
 import orjson
 
 from ledger.config import Settings
+from ledger.errors import UsageError
 from ledger.intake import Limits
+from ledger.log.kafka import Topics
+from ledger.sdk import Ledger
 
 
-def add_store_options(parser: argparse.ArgumentParser) -> None:
+def add_store_options(parser: argparse.ArgumentParser, *, kafka: bool = True) -> None:
     parser.add_argument(
         "--data",
         type=Path,
@@ -21,6 +25,27 @@ def add_store_options(parser: argparse.ArgumentParser) -> None:
         help="embedded store dir (env AGENT_LEDGER_DATA, default ./.agent-ledger)",
     )
     parser.add_argument("--keys", type=Path, default=None, help="key dir (env AGENT_LEDGER_KEYS, default <data>/keys)")
+    if kafka:
+        add_kafka_options(parser)
+
+
+def add_kafka_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--kafka", default=None, help="Kafka bootstrap HOST:PORT (env AGENT_LEDGER_KAFKA)")
+    parser.add_argument("--topic-prefix", default="", help="prefix of the four ledger topics (default none)")
+
+
+def kafka_from(args: argparse.Namespace, *, required: bool = False) -> tuple[str | None, Topics]:
+    """The Kafka bootstrap named by --kafka or AGENT_LEDGER_KAFKA (None: embedded), and the topic names."""
+    bootstrap = getattr(args, "kafka", None) or os.environ.get("AGENT_LEDGER_KAFKA") or None
+    if required and not bootstrap:
+        raise UsageError("this command needs --kafka HOST:PORT (or AGENT_LEDGER_KAFKA)")
+    return bootstrap, Topics(getattr(args, "topic_prefix", "") or "")
+
+
+def open_ledger(args: argparse.Namespace, *, read_only: bool) -> Ledger:
+    """The ledger a command works on: Kafka when --kafka / AGENT_LEDGER_KAFKA names one, else embedded."""
+    bootstrap, topics = kafka_from(args)
+    return Ledger.open(settings_from(args), create=not read_only, read_only=read_only, kafka=bootstrap, topics=topics)
 
 
 def settings_from(args: argparse.Namespace) -> Settings:

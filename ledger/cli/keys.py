@@ -12,12 +12,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser = commands.add_parser("keys", help="generate or show the ledger signing key")
     actions = parser.add_subparsers(dest="keys_action", required=True, metavar="{generate,show}")
     generate = actions.add_parser("generate", help="write ledger.key (0600) and ledger.pub, print the verifier key")
-    add_store_options(generate)
+    add_store_options(generate, kafka=False)
     generate.add_argument("--name", default="agent-ledger", help="key name in signatures (default agent-ledger)")
     generate.add_argument("--force", action="store_true", help="replace an existing key")
     generate.set_defaults(run=run_generate)
     show = actions.add_parser("show", help="print the verifier key")
-    add_store_options(show)
+    add_store_options(show, kafka=False)
     show.set_defaults(run=run_show)
 
 

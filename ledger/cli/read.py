@@ -11,9 +11,8 @@ import time
 
 import orjson
 
-from ledger.cli.common import add_store_options, print_json, settings_from
+from ledger.cli.common import add_store_options, open_ledger, print_json
 from ledger.errors import UsageError
-from ledger.sdk import Ledger
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -22,7 +21,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     tail.add_argument("--tenant", help="only this tenant")
     tail.add_argument("--stream", help="only this stream")
     tail.add_argument("--type", dest="event_type", help="only this event type")
-    tail.add_argument("--from", dest="start", type=int, default=0, help="first log index (default 0)")
+    tail.add_argument("--from", dest="start", type=int, default=0, help="skip events below this log index")
     tail.add_argument("--limit", type=int, help="at most this many events")
     tail.add_argument("--follow", action="store_true", help="keep printing new events")
     tail.set_defaults(run=run_tail)
@@ -48,20 +47,24 @@ def run_tail(args: argparse.Namespace) -> int:
     if args.start < 0 or (args.limit is not None and args.limit < 0):
         raise UsageError("--from and --limit must not be negative")
     wanted = {k: v for k, v in (("tenant", args.tenant), ("stream", args.stream), ("type", args.event_type)) if v}
-    printed, position = 0, args.start
+    printed = 0
     out = sys.stdout.buffer
-    with Ledger.open(settings_from(args), create=False, read_only=True) as ledger:
+    with open_ledger(args, read_only=True) as ledger:
+        positions: dict[int, int | None] = dict.fromkeys(range(ledger.log.partition_count))
         while True:
-            for record in ledger.records(start=position):
-                position += 1
-                if wanted:
-                    envelope = orjson.loads(record.envelope_bytes)
-                    if any(envelope.get(key) != value for key, value in wanted.items()):
-                        continue
-                out.write(record.envelope_bytes + b"\n")
-                printed += 1
-                if args.limit is not None and printed >= args.limit:
-                    return 0
+            for partition, position in positions.items():
+                while records := ledger.log.records_after(partition, position, 1000):
+                    position = positions[partition] = records[-1].position
+                    for record in records:
+                        envelope = orjson.loads(record.envelope_bytes)
+                        if envelope["log"]["index"] < args.start:
+                            continue
+                        if any(envelope.get(key) != value for key, value in wanted.items()):
+                            continue
+                        out.write(record.envelope_bytes + b"\n")
+                        printed += 1
+                        if args.limit is not None and printed >= args.limit:
+                            return 0
             if not args.follow:
                 return 0
             out.flush()
@@ -69,7 +72,7 @@ def run_tail(args: argparse.Namespace) -> int:
 
 
 def run_checkpoint(args: argparse.Namespace) -> int:
-    with Ledger.open(settings_from(args), create=False, read_only=True) as ledger:
+    with open_ledger(args, read_only=True) as ledger:
         verifier = ledger.verifier_key().text()
         found = False
         for partition in range(ledger.log.partition_count):
@@ -98,7 +101,7 @@ def run_checkpoint(args: argparse.Namespace) -> int:
 
 
 def run_receipt(args: argparse.Namespace) -> int:
-    with Ledger.open(settings_from(args), create=False, read_only=True) as ledger:
+    with open_ledger(args, read_only=True) as ledger:
         receipt = ledger.receipt(args.tenant, args.event_id)
     if receipt is None:
         raise UsageError(f"no event '{args.event_id}' for tenant '{args.tenant}'")
@@ -107,7 +110,7 @@ def run_receipt(args: argparse.Namespace) -> int:
 
 
 def run_rejections(args: argparse.Namespace) -> int:
-    with Ledger.open(settings_from(args), create=False, read_only=True) as ledger:
+    with open_ledger(args, read_only=True) as ledger:
         for rejection in ledger.rejections(args.limit):
             print_json(
                 {

@@ -4,42 +4,27 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import threading
 from pathlib import Path
 from types import FrameType
 
-from ledger.cli.common import add_store_options, settings_from, warn
-from ledger.errors import UsageError
+from ledger.cli.common import add_store_options, kafka_from, settings_from, warn
 from ledger.keys import load_signer
-from ledger.log.kafka import Topics
 from ledger.log.kafka_sequencer import KafkaSequencer
-
-
-def add_kafka_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--kafka", default=None, help="bootstrap HOST:PORT (env AGENT_LEDGER_KAFKA)")
-    parser.add_argument("--topic-prefix", default="", help="prefix of the four ledger topics (default none)")
-
-
-def kafka_from(args: argparse.Namespace) -> tuple[str, Topics]:
-    bootstrap = args.kafka or os.environ.get("AGENT_LEDGER_KAFKA")
-    if not bootstrap:
-        raise UsageError("this command needs --kafka HOST:PORT (or AGENT_LEDGER_KAFKA)")
-    return bootstrap, Topics(args.topic_prefix)
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("sequencer", help="Kafka-mode sequencer worker")
     add_store_options(parser)
-    add_kafka_options(parser)
     parser.add_argument("--state", type=Path, default=None, help="replica dir (default <data>/sequencer)")
     parser.add_argument("--max-batch", type=int, default=500, help="intake records per transaction")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    bootstrap, topics = kafka_from(args)
+    bootstrap, topics = kafka_from(args, required=True)
+    assert bootstrap is not None
     settings = settings_from(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     worker = KafkaSequencer(

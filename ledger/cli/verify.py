@@ -8,9 +8,8 @@ import sys
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ledger.cli.common import add_store_options, settings_from
+from ledger.cli.common import add_store_options, open_ledger
 from ledger.keys import load_verifier
-from ledger.sdk import Ledger
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -24,9 +23,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace) -> int:
-    with Ledger.open(settings_from(args), create=False, read_only=True) as ledger:
+    with open_ledger(args, read_only=True) as ledger:
         verifier = load_verifier(args.verifier_key) if args.verifier_key else ledger.verifier_key()
-        total = ledger.log.size(0)
+        total = sum(ledger.log.size(p) for p in range(ledger.log.partition_count))
         with Progress(
             TextColumn("verifying"),
             BarColumn(),

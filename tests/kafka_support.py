@@ -1,0 +1,84 @@
+"""Test support for the real Kafka broker: fresh topic namespaces and an in-process sequencer worker.
+
+Tests that need Kafka use AGENT_LEDGER_KAFKA (host:port, started by `scripts/test` via `scripts/kafka-local`) and
+are skipped with a clear reason when it is unset. Each test gets its own topic prefix, so tests never share state.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from kafka.admin import KafkaAdminClient, NewTopic
+
+from ledger.config import Settings
+from ledger.keys import load_signer
+from ledger.log.kafka import Topics
+from ledger.log.kafka_sequencer import KafkaSequencer
+from ledger.sdk import Ledger
+
+BOOTSTRAP = os.environ.get("AGENT_LEDGER_KAFKA", "")
+requires_kafka = pytest.mark.skipif(
+    not BOOTSTRAP,
+    reason="AGENT_LEDGER_KAFKA (host:port of a real Kafka broker) is not set; `scripts/test` starts one",
+)
+
+
+def fresh_topics(partitions: int = 2) -> Topics:
+    topics = Topics(f"t{uuid.uuid4().hex[:10]}.")
+    admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP, request_timeout_ms=30_000)
+    try:
+        admin.create_topics(
+            [
+                NewTopic(name, partitions, 1, topic_configs=configs)
+                for name, configs in (
+                    (topics.intake, {}),
+                    (topics.events, {"retention.ms": "-1", "cleanup.policy": "delete"}),
+                    (topics.checkpoints, {"retention.ms": "-1", "cleanup.policy": "delete"}),
+                    (topics.rejected, {"retention.ms": "-1", "cleanup.policy": "delete"}),
+                )
+            ]
+        )
+    finally:
+        admin.close()
+    return topics
+
+
+class SequencerThread:
+    """An `agent-ledger sequencer` worker running in this process until `stop()`."""
+
+    def __init__(self, settings: Settings, topics: Topics, state_dir: Path) -> None:
+        self.worker = KafkaSequencer(
+            BOOTSTRAP,
+            load_signer(settings.private_key_path),
+            state_dir,
+            topics=topics,
+            checkpoint_policy=settings.checkpoint_policy,
+        )
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self.worker.run, args=(self._stop,), daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+
+def wait_sealed(ledger: Ledger, timeout_s: float = 30.0) -> None:
+    """Wait until every partition's latest checkpoint covers all its events (the workers seal on a timer)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        sealed = True
+        for partition in range(ledger.log.partition_count):
+            size = ledger.log.size(partition)
+            checkpoints = ledger.log.checkpoints(partition)
+            if size and (not checkpoints or checkpoints[-1].tree_size < size):
+                sealed = False
+        if sealed:
+            return
+        time.sleep(0.1)
+    raise AssertionError("the sequencer did not seal the log in time")
