@@ -13,6 +13,13 @@ from ledger.sdk import Ledger
 from ledger.sequencer import CheckpointPolicy
 
 
+@pytest.fixture(autouse=True)
+def _embedded_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """AGENT_LEDGER_KAFKA tells the suite where the broker is (tests/kafka_support.py reads it at import); it must
+    not also switch every CLI subprocess to Kafka: tests that want Kafka pass --kafka or kafka= explicitly."""
+    monkeypatch.delenv("AGENT_LEDGER_KAFKA", raising=False)
+
+
 def make_settings(root: Path, *, every_events: int = 50, interval_ms: int = 3_600_000) -> Settings:
     data_dir = root / "ledger"
     settings = Settings(

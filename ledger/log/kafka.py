@@ -70,6 +70,7 @@ def reader(bootstrap: str, **config: Any) -> KafkaConsumer:
             isolation_level="read_committed",
             auto_offset_reset="earliest",
             request_timeout_ms=30_000,
+            bootstrap_timeout_ms=10_000,
             **config,
         )
     except KafkaError as exc:
@@ -111,7 +112,7 @@ class KafkaLog(LogBackend):
                 f"topic {self.topics.events} does not exist on {bootstrap}; run `agent-ledger kafka init`"
             )
         self.partition_count = len(partitions)
-        self.log_id = log_id or kafka_log_id(bootstrap)
+        self.log_id = log_id or kafka_log_id(bootstrap, self.topics)
         self._trees: dict[int, MemoryNodes] = {}
         self._producer: KafkaProducer | None = None
 
@@ -143,11 +144,16 @@ class KafkaLog(LogBackend):
     def end_position(self, partition: int) -> int | None:
         tp = TopicPartition(self.topics.events, partition)
         end = self._consumer.end_offsets([tp])[tp]
-        # Transaction markers take offsets too; the last record is the last one below the end.
-        last = None
-        for record in read_partition(self._consumer, self.topics.events, partition, max(0, end - 64)):
-            last = record.offset
-        return last if last is not None or end == 0 else end - 1
+        # Transaction markers take offsets too: look back in widening windows for the last data record.
+        window = 64
+        while end > 0:
+            last = None
+            for record in read_partition(self._consumer, self.topics.events, partition, max(0, end - window)):
+                last = record.offset
+            if last is not None or window >= end:
+                return last
+            window *= 64
+        return None
 
     def size(self, partition: int) -> int:
         tp = TopicPartition(self.topics.events, partition)
@@ -209,8 +215,8 @@ class KafkaLog(LogBackend):
             self._producer.close()
 
 
-def kafka_log_id(bootstrap: str) -> str:
-    """A Kafka ledger's log id is derived from the cluster id, so every reader and sequencer agrees on it."""
+def kafka_log_id(bootstrap: str, topics: Topics) -> str:
+    """A Kafka ledger's log id: the cluster id (and topic prefix), so every reader and sequencer agrees on it."""
     try:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
     except KafkaError as exc:
@@ -219,7 +225,8 @@ def kafka_log_id(bootstrap: str) -> str:
         cluster_id = admin.describe_cluster()["cluster_id"]
     finally:
         admin.close()
-    return f"agent-ledger.kafka/{cluster_id}"
+    namespace = f"/{topics.prefix.rstrip('.')}" if topics.prefix else ""
+    return f"agent-ledger.kafka/{cluster_id}{namespace}"
 
 
 def rejection_record(rejection: Rejection) -> bytes:

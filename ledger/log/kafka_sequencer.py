@@ -159,7 +159,7 @@ class KafkaSequencer(ConsumerRebalanceListener):  # type: ignore[misc]
         self.topics = topics or Topics()
         self.group_id = group_id or f"{self.topics.prefix}agent-ledger-sequencer"
         self.state_dir = Path(state_dir)
-        self.log_id = kafka_log_id(bootstrap)
+        self.log_id = kafka_log_id(bootstrap, self.topics)
         self._catch_up_reader = reader(bootstrap)
         partitions = self._catch_up_reader.partitions_for_topic(self.topics.events)
         if not partitions:

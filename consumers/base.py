@@ -1,0 +1,40 @@
+"""The interface a consumer implements: the tables of its state and a fold of event batches into them.
+
+A consumer is logic only; `consumers/runner.py` owns reading the log, positions and transactions, so that
+state and position always move together (DESIGN guarantee 7). `apply` must touch nothing but the cursor it is
+given: no clock, no randomness, no other I/O, or a rebuild from zero would not give the same state.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+Envelope = dict[str, Any]
+
+
+class Consumer(ABC):
+    """Folds the log, in log order, into tables of the consumer's own store.
+
+    `name` names the store file and the registry entry. Bump `version` whenever `schema` or the meaning of
+    `apply` changes: a store built by another version is refused, so stale state is rebuilt, never mixed.
+    Table names starting with `consumer_` are the store's own and are reserved.
+    """
+
+    name: ClassVar[str]
+    version: ClassVar[int] = 1
+
+    @abstractmethod
+    def schema(self) -> list[str]:
+        """CREATE TABLE (and CREATE INDEX) statements of the state, run once when the store is first built."""
+
+    @abstractmethod
+    def apply(self, cursor: sqlite3.Cursor, events: list[Envelope]) -> None:
+        """Fold one batch of sequenced envelopes (log order, one partition) into the state through `cursor`.
+
+        Runs inside the transaction that also stores the new position; raising rolls both back.
+        """
+
+    def on_caught_up(self) -> None:  # noqa: B027 - an optional hook, deliberately empty by default
+        """Called outside any transaction each time the runner reaches the end of the log after applying events."""

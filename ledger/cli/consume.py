@@ -1,0 +1,99 @@
+"""`agent-ledger consume NAME`: run a registered consumer (`consumers/registry.py`) against the ledger.
+
+With `--once` it catches up and prints one summary line; otherwise it follows the log until SIGINT/SIGTERM,
+reporting lag on stderr. State and position commit together in `<state>/<NAME>.sqlite` (DESIGN guarantee 7),
+so a killed consumer simply resumes. It opens the ledger read-only and never appends to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from consumers.registry import consumer_for, known_consumers
+from consumers.runner import ConsumerRunner, RunnerProgress
+from consumers.store import ConsumerStore
+from ledger.cli.common import add_store_options, open_ledger, settings_from, warn
+from ledger.errors import UsageError
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "consume",
+        help="run a consumer (projection feeder) against the log",
+        description=f"Feed a consumer from the log into its own store. Consumers: {', '.join(known_consumers())}.",
+    )
+    parser.add_argument("name", metavar="NAME", help=f"consumer name ({', '.join(known_consumers())})")
+    add_store_options(parser)  # --data, --keys, --kafka, --topic-prefix
+    parser.add_argument("--state", type=Path, default=None, help="consumer store dir (default <data>/consumers)")
+    parser.add_argument("--once", action="store_true", help="catch up, print a summary and exit")
+    parser.add_argument("--batch-size", type=int, default=500, help="events per transaction (default 500)")
+    parser.add_argument("--poll-ms", type=int, default=200, help="poll interval once caught up (default 200)")
+    parser.add_argument("--report-s", type=float, default=10.0, help="seconds between lag reports (default 10)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.batch_size < 1 or args.poll_ms < 1 or args.report_s <= 0:
+        raise UsageError("--batch-size, --poll-ms and --report-s must be positive")
+    consumer = consumer_for(args.name)
+    settings = settings_from(args)
+    state_path = (args.state or settings.data_dir / "consumers") / f"{consumer.name}.sqlite"
+    with open_ledger(args, read_only=True) as ledger, ConsumerStore(state_path) as store:
+        runner = ConsumerRunner(ledger.log, consumer, store, batch_size=args.batch_size)
+        if args.once:
+            applied = _catch_up_with_progress_bar(runner)
+        else:
+            applied = _follow(runner, poll_interval_s=args.poll_ms / 1000, report_s=args.report_s)
+        progress = store.progress()
+        lag = runner.total_lag()
+    stood = ", ".join(f"p{p}={s.position} (log index {s.log_index})" for p, s in progress.items()) or "none"
+    print(f"{consumer.name}: applied {applied} events; positions {stood}; lag {lag}; store {state_path}")
+    return 0
+
+
+def _catch_up_with_progress_bar(runner: ConsumerRunner) -> int:
+    with Progress(
+        TextColumn(f"consuming into {runner.consumer.name}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+        disable=not sys.stderr.isatty(),
+    ) as bar:
+        task = bar.add_task("consume", total=runner.total_lag())
+        runner.on_progress = lambda progress: bar.update(task, completed=progress.applied)
+        return runner.catch_up()
+
+
+def _follow(runner: ConsumerRunner, *, poll_interval_s: float, report_s: float) -> int:
+    stop = threading.Event()
+    last_report = time.monotonic()
+
+    def report(progress: RunnerProgress) -> None:
+        nonlocal last_report
+        now = time.monotonic()
+        if progress.caught_up or now - last_report >= report_s:
+            last_report = now
+            state = "caught up" if progress.caught_up else "catching up"
+            warn(f"consume {runner.consumer.name}: {state}, applied {progress.applied}, lag {progress.total_lag}")
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    runner.on_progress = report
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return runner.run(stop, poll_interval_s)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
