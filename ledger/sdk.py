@@ -8,6 +8,7 @@ methods. Closing the ledger seals a final signed checkpoint (DESIGN: "and on cle
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from types import TracebackType
 from typing import Any
 
@@ -90,6 +91,21 @@ class Ledger:
                     original.duplicate = True
                     outcome.original_receipt = original.model_dump(mode="json")
         return outcomes
+
+    def submit(self, submission: Submission | RawSubmission, *, tenant: str | None = None) -> Future[Outcome]:
+        """The throughput path: send now, collect the receipt or refusal later. On Kafka many submissions are in
+        flight at once; embedded seals each submission immediately and returns a finished future."""
+        if self._intake is not None:
+            return self._intake.submit(_raw(submission), tenant=tenant)
+        future: Future[Outcome] = Future()
+        (outcome,) = self.append_batch([submission], tenant=tenant)
+        future.set_result(outcome)
+        return future
+
+    def flush(self) -> None:
+        """Make sure every submitted record left this process (Kafka); a no-op when embedded."""
+        if self._intake is not None:
+            self._intake.flush()
 
     def receipt(self, tenant: str, event_id: str) -> Receipt | None:
         """The receipt of an appended event, with checkpoint and inclusion proof once it is sealed."""

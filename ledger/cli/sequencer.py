@@ -26,7 +26,8 @@ def run(args: argparse.Namespace) -> int:
     bootstrap, topics = kafka_from(args, required=True)
     assert bootstrap is not None
     settings = settings_from(args)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("agent_ledger").setLevel(logging.INFO)
     worker = KafkaSequencer(
         bootstrap,
         load_signer(settings.private_key_path),

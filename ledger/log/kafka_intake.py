@@ -163,6 +163,9 @@ class IntakeClient:
         )
         self._producer.send(self.topics.rejected, value=rejection_record(rejection))
 
+    def flush(self) -> None:
+        self._producer.flush()
+
     def close(self) -> None:
         self._producer.flush()
         self._stop.set()

@@ -18,7 +18,14 @@ from kafka_support import SequencerThread, fresh_topics, requires_kafka, wait_se
 
 from ledger.checkpoint import open_checkpoint
 from ledger.config import Settings
-from ledger.errors import DuplicateEventId, EventIdConflict, StaleExpectedSeq, SubmissionRefused, WrongTenant
+from ledger.errors import (
+    DuplicateEventId,
+    EventIdConflict,
+    MalformedJson,
+    StaleExpectedSeq,
+    SubmissionRefused,
+    WrongTenant,
+)
 from ledger.merkle import leaf_hash, verify_inclusion
 from ledger.sdk import Ledger
 from ledger.sequencer import CheckpointPolicy
@@ -233,3 +240,16 @@ def test_checkpoint_every_n_events_and_on_close(tmp_path: Path) -> None:
 
 def test_checkpoint_policy_defaults_are_what_the_docs_say() -> None:
     assert (CheckpointPolicy().every_events, CheckpointPolicy().interval_ms) == (1000, 1000)
+
+
+def test_submit_keeps_many_in_flight_and_each_gets_its_own_answer(backend: Backend) -> None:
+    with backend.open() as ledger:
+        futures = [ledger.submit(step(mission=f"m-{i % 5}")) for i in range(100)]
+        futures.append(ledger.submit(b'{"tenant": "acme", '))
+        ledger.flush()
+        outcomes = [future.result(timeout=60) for future in futures]
+    receipts = receipts_of(outcomes[:-1])
+    assert isinstance(outcomes[-1], MalformedJson)
+    for mission in range(5):
+        assert sorted(r.seq for r in receipts if r.stream == f"mission/m-{mission}") == list(range(1, 21))
+    assert len({r.event_id for r in receipts}) == 100
