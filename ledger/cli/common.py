@@ -13,7 +13,7 @@ import orjson
 from ledger.config import Settings
 from ledger.errors import UsageError
 from ledger.intake import Limits
-from ledger.log.kafka import Topics
+from ledger.log.kafka_topics import Topics, parse_bootstrap
 from ledger.sdk import Ledger
 
 
@@ -39,7 +39,8 @@ def kafka_from(args: argparse.Namespace, *, required: bool = False) -> tuple[str
     bootstrap = getattr(args, "kafka", None) or os.environ.get("AGENT_LEDGER_KAFKA") or None
     if required and not bootstrap:
         raise UsageError("this command needs --kafka HOST:PORT (or AGENT_LEDGER_KAFKA)")
-    return bootstrap, Topics(getattr(args, "topic_prefix", "") or "")
+    topics = Topics(getattr(args, "topic_prefix", "") or "")
+    return (parse_bootstrap(bootstrap) if bootstrap else None), topics
 
 
 def open_ledger(args: argparse.Namespace, *, read_only: bool) -> Ledger:

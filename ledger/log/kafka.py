@@ -11,43 +11,20 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError
 from kafka.partitioner.default import murmur2
 
 from ledger.errors import ConfigError
 from ledger.log.base import Checkpointed, LogBackend, LogRecord, PartitionWriter, Rejection
+from ledger.log.kafka_topics import Topics as Topics  # re-exported: readers name topics through this module
+from ledger.log.kafka_topics import cluster_id
 from ledger.merkle import MemoryNodes, leaf_hash
 
 POLL_MS = 200
-
-
-@dataclass(frozen=True)
-class Topics:
-    """The four topic names; a prefix lets several ledgers (or test runs) share one cluster."""
-
-    prefix: str = ""
-
-    @property
-    def intake(self) -> str:
-        return f"{self.prefix}ledger.intake"
-
-    @property
-    def events(self) -> str:
-        return f"{self.prefix}ledger.events"
-
-    @property
-    def checkpoints(self) -> str:
-        return f"{self.prefix}ledger.checkpoints"
-
-    @property
-    def rejected(self) -> str:
-        return f"{self.prefix}ledger.rejected"
 
 
 def stream_key(tenant: str, stream: str) -> bytes:
@@ -217,16 +194,8 @@ class KafkaLog(LogBackend):
 
 def kafka_log_id(bootstrap: str, topics: Topics) -> str:
     """A Kafka ledger's log id: the cluster id (and topic prefix), so every reader and sequencer agrees on it."""
-    try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
-    except KafkaError as exc:
-        raise ConfigError(f"cannot reach Kafka at {bootstrap}: {exc}") from None
-    try:
-        cluster_id = admin.describe_cluster()["cluster_id"]
-    finally:
-        admin.close()
     namespace = f"/{topics.prefix.rstrip('.')}" if topics.prefix else ""
-    return f"agent-ledger.kafka/{cluster_id}{namespace}"
+    return f"agent-ledger.kafka/{cluster_id(bootstrap)}{namespace}"
 
 
 def rejection_record(rejection: Rejection) -> bytes:

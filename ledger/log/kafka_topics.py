@@ -182,12 +182,43 @@ def _abandon(client: Any) -> None:
                 getattr(target, method)()
 
 
+@dataclass(frozen=True)
+class Topics:
+    """The four topic names of one ledger: prefix + role. A prefix lets several ledgers (or test runs) share one
+    cluster; `--topic-prefix` sets it."""
+
+    prefix: str = ""
+
+    def __post_init__(self) -> None:
+        if not _TOPIC_PREFIX.match(self.prefix):
+            raise UsageError(
+                f"topic prefix may hold only letters, digits, '.', '_' and '-' (at most 200), not {self.prefix!r}"
+            )
+
+    def name(self, role: str) -> str:
+        return f"{self.prefix}{role}"
+
+    @property
+    def intake(self) -> str:
+        return self.name(INTAKE)
+
+    @property
+    def events(self) -> str:
+        return self.name(EVENTS)
+
+    @property
+    def checkpoints(self) -> str:
+        return self.name(CHECKPOINTS)
+
+    @property
+    def rejected(self) -> str:
+        return self.name(REJECTED)
+
+
 def topic_names(prefix: str = "") -> dict[str, str]:
-    """The actual topic name of each role (INTAKE, EVENTS, ...); a prefix lets several ledgers or test runs share
-    one cluster (`ledger.log.kafka.Topics` and `--topic-prefix` use the same rule: prefix + role)."""
-    if not _TOPIC_PREFIX.match(prefix):
-        raise UsageError(f"topic prefix may hold only letters, digits, '.', '_' and '-' (at most 200), not {prefix!r}")
-    return {role: f"{prefix}{role}" for role in TOPICS}
+    """The actual topic name of each role (INTAKE, EVENTS, ...)."""
+    topics = Topics(prefix)
+    return {role: topics.name(role) for role in TOPICS}
 
 
 def _init_hint(servers: str, prefix: str) -> str:

@@ -54,7 +54,11 @@ def make_topic(admin: KafkaAdminClient) -> Iterator[MakeTopic]:
 
     def make(prefix: str = "topic", partitions: int = 1) -> str:
         name = _name(prefix)
-        admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)], timeout_ms=TIMEOUT_MS)
+        admin.create_topics(
+            [NewTopic(name, num_partitions=partitions, replication_factor=1)],
+            timeout_ms=TIMEOUT_MS,
+            wait_for_metadata=True,
+        )
         created.append(name)
         return name
 
