@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ledger.config import Settings
 from ledger.errors import UsageError
@@ -57,6 +59,19 @@ def settings_from(args: argparse.Namespace) -> Settings:
         keys_dir=args.keys,
         limits=Limits(max_payload_bytes=max_payload) if max_payload else base.limits,
         checkpoint_policy=base.checkpoint_policy,
+    )
+
+
+def progress_bar(label: str) -> Progress:
+    """The one progress bar of long commands: on stderr, only on a terminal, gone when done."""
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+        disable=not sys.stderr.isatty(),
     )
 
 

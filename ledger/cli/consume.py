@@ -9,19 +9,15 @@ from __future__ import annotations
 
 import argparse
 import signal
-import sys
 import threading
 import time
 from pathlib import Path
 from types import FrameType
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 from consumers.registry import consumer_for, known_consumers
 from consumers.runner import ConsumerRunner, RunnerProgress
 from consumers.store import ConsumerStore
-from ledger.cli.common import add_store_options, open_ledger, settings_from, warn
+from ledger.cli.common import add_store_options, open_ledger, progress_bar, settings_from, warn
 from ledger.errors import UsageError
 
 
@@ -61,15 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _catch_up_with_progress_bar(runner: ConsumerRunner) -> int:
-    with Progress(
-        TextColumn(f"consuming into {runner.consumer.name}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        transient=True,
-        disable=not sys.stderr.isatty(),
-    ) as bar:
+    with progress_bar(f"consuming into {runner.consumer.name}") as bar:
         task = bar.add_task("consume", total=runner.total_lag())
         runner.on_progress = lambda progress: bar.update(task, completed=progress.applied)
         return runner.catch_up()

@@ -10,16 +10,15 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import sys
 from collections import Counter
 from pathlib import Path
 
 from rich.console import Console
 from rich.padding import Padding
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
+from ledger.cli.common import progress_bar
 from ledger.demo import DemoSummary, run_demo
 from ledger.errors import UsageError
 
@@ -44,15 +43,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def run(args: argparse.Namespace) -> int:
     if args.scale < 1:
         raise UsageError(f"--scale must be at least 1, not {args.scale}")
-    with Progress(
-        TextColumn("appending the demo day"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        transient=True,
-        disable=not sys.stderr.isatty(),
-    ) as progress:
+    with progress_bar("appending the demo day") as progress:
         task = progress.add_task("append", total=None)
         summary = run_demo(
             args.data,

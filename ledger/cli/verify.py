@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-from ledger.cli.common import add_store_options, open_ledger
+from ledger.cli.common import add_store_options, open_ledger, progress_bar
 from ledger.keys import load_verifier
 
 
@@ -26,15 +22,7 @@ def run(args: argparse.Namespace) -> int:
     with open_ledger(args, read_only=True) as ledger:
         verifier = load_verifier(args.verifier_key) if args.verifier_key else ledger.verifier_key()
         total = sum(ledger.log.size(p) for p in range(ledger.log.partition_count))
-        with Progress(
-            TextColumn("verifying"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=Console(stderr=True),
-            transient=True,
-            disable=not sys.stderr.isatty(),
-        ) as progress:
+        with progress_bar("verifying") as progress:
             task = progress.add_task("verify", total=total)
             report = ledger.verify(
                 verifier,
