@@ -59,6 +59,21 @@ class ValidSubmission:
     fingerprint: str  # digest of what the producer sent, so a resend can be told from a reuse of the event_id
 
 
+def check_producer_tenant(sent: str, tenant: str | None) -> None:
+    """A producer bound to `tenant` writes only that tenant (guarantee 9)."""
+    if tenant is not None and sent != tenant:
+        raise WrongTenant(f"submission for tenant '{sent}' refused: this producer writes '{tenant}'")
+
+
+def raw_bytes(raw: bytes | str | dict[str, Any]) -> bytes:
+    """A submission as it was sent, for the record of a refusal."""
+    if isinstance(raw, bytes):
+        return raw
+    if isinstance(raw, str):
+        return raw.encode("utf-8", "surrogateescape")
+    return orjson.dumps(raw, default=str)
+
+
 def decode_submission(raw: bytes | str | dict[str, Any], limits: Limits) -> dict[str, Any]:
     """Parse raw JSON into an object, refusing malformed or oversized input before any other work."""
     if isinstance(raw, dict):
@@ -87,8 +102,7 @@ def validate_submission(
         submission = Submission.model_validate(fields)
     except ValidationError as exc:
         raise SchemaViolation(describe_problems("submission", exc)) from None
-    if tenant is not None and submission.tenant != tenant:
-        raise WrongTenant(f"submission for tenant '{submission.tenant}' refused: this producer writes '{tenant}'")
+    check_producer_tenant(submission.tenant, tenant)
     spec = spec_for(submission.type, submission.schema_version)
     payload_exact = has_only_exact_scalars(submission.payload)
     payload_bytes = canonical_bytes(submission.payload, exact=payload_exact)

@@ -25,7 +25,7 @@ from ledger.errors import (
     StaleExpectedSeq,
     SubmissionRefused,
 )
-from ledger.intake import Limits, ValidSubmission, validate_submission
+from ledger.intake import Limits, ValidSubmission, raw_bytes, validate_submission
 from ledger.keys import SignerKey
 from ledger.log.base import (
     Checkpointed,
@@ -60,14 +60,6 @@ def receipt_for(envelope: dict[str, Any], *, duplicate: bool = False) -> Receipt
         log=LogPosition(**envelope["log"]),
         duplicate=duplicate,
     )
-
-
-def _raw_bytes(raw: RawSubmission) -> bytes:
-    if isinstance(raw, bytes):
-        return raw
-    if isinstance(raw, str):
-        return raw.encode("utf-8", "surrogateescape")
-    return orjson.dumps(raw, default=str)
 
 
 def _text_field(raw: RawSubmission, name: str) -> str | None:
@@ -236,7 +228,7 @@ class Sequencer:
         """The refused submission exactly as it was sent, with its reason (guarantee 6)."""
         tenant = item.tenant if item else _text_field(raw, "tenant")
         event_id = item.event_id if item else _text_field(raw, "event_id")
-        return Rejection(received_at, refusal.reason_code, refusal.message, tenant, event_id, _raw_bytes(raw))
+        return Rejection(received_at, refusal.reason_code, refusal.message, tenant, event_id, raw_bytes(raw))
 
     def _checkpoint_if_due(
         self, partition: int, writer: PartitionWriter, batch: SealedBatch, right_edge: CompactRange

@@ -23,12 +23,11 @@ from ledger.clock import utc_now, uuid7
 from ledger.errors import (
     ConfigError,
     LedgerError,
-    MalformedJson,
     SchemaViolation,
     SubmissionRefused,
-    WrongTenant,
     refusal_from,
 )
+from ledger.intake import Limits, check_producer_tenant, decode_submission, raw_bytes
 from ledger.log.base import Rejection
 from ledger.log.kafka import Topics, partition_of, reader, rejection_from_record, rejection_record, stream_key
 from ledger.sequencer import Outcome, RawSubmission, receipt_for
@@ -45,8 +44,11 @@ class ReceiptTimeout(LedgerError):
 class IntakeClient:
     """Append to a Kafka ledger and wait for receipts; thread-safe."""
 
-    def __init__(self, bootstrap: str, *, topics: Topics | None = None, timeout_s: float = 30.0) -> None:
+    def __init__(
+        self, bootstrap: str, *, topics: Topics | None = None, timeout_s: float = 30.0, limits: Limits | None = None
+    ) -> None:
         self.bootstrap = bootstrap
+        self.limits = limits or Limits()
         self.topics = topics or Topics()
         self.timeout_s = timeout_s
         try:
@@ -139,27 +141,22 @@ class IntakeClient:
 
     def _routable(self, raw: RawSubmission, tenant: str | None) -> dict[str, Any]:
         """Just enough to route: a JSON object with string tenant and stream (the sequencer checks the rest)."""
-        if isinstance(raw, dict):
-            fields = dict(raw)
-        else:
-            try:
-                fields = orjson.loads(raw)
-            except orjson.JSONDecodeError as exc:
-                raise MalformedJson(f"malformed JSON: {exc}") from None
-            if not isinstance(fields, dict):
-                raise MalformedJson(f"a submission must be a JSON object, not {type(fields).__name__}")
+        fields = dict(decode_submission(raw, self.limits))
         for name in ("tenant", "stream"):
             if not isinstance(fields.get(name), str):
                 raise SchemaViolation(f"submission: '{name}' is required and must be a string")
-        if tenant is not None and fields["tenant"] != tenant:
-            raise WrongTenant(f"submission for tenant '{fields['tenant']}' refused: this producer writes '{tenant}'")
+        check_producer_tenant(fields["tenant"], tenant)
         return fields
 
     def _record_local_refusal(self, raw: RawSubmission, refusal: SubmissionRefused) -> None:
-        raw_bytes = orjson.dumps(raw) if isinstance(raw, dict) else raw if isinstance(raw, bytes) else raw.encode()
         fields = raw if isinstance(raw, dict) else {}
         rejection = Rejection(
-            utc_now(), refusal.reason_code, refusal.message, fields.get("tenant"), fields.get("event_id"), raw_bytes
+            utc_now(),
+            refusal.reason_code,
+            refusal.message,
+            fields.get("tenant"),
+            fields.get("event_id"),
+            raw_bytes(raw),
         )
         self._producer.send(self.topics.rejected, value=rejection_record(rejection))
 
