@@ -189,7 +189,13 @@ class EmbeddedLog(LogBackend):
     partition_count = 1
 
     def __init__(
-        self, data_dir: Path, *, create: bool = True, lock_timeout_s: int = 60, log_id: str | None = None
+        self,
+        data_dir: Path,
+        *,
+        create: bool = True,
+        lock_timeout_s: int = 60,
+        log_id: str | None = None,
+        durable: bool = True,
     ) -> None:
         self.data_dir = Path(data_dir)
         path = self.data_dir / DB_FILE
@@ -198,6 +204,8 @@ class EmbeddedLog(LogBackend):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.datastore = SQLiteDatastore(str(path), lock_timeout=lock_timeout_s)
         self.recorder = LedgerRecorder(self.datastore)
+        # A Kafka replica is a cache rebuilt from the log, so it may skip the fsync per commit; a ledger may not.
+        self._synchronous = "PRAGMA synchronous=FULL" if durable else "PRAGMA synchronous=NORMAL"
         self._heads: dict[tuple[str, str], StreamHead] = {}  # stream heads as of this process's last commit
         self._heads_size: int | None = None  # the log size they are valid for
         if create:
@@ -233,6 +241,7 @@ class EmbeddedLog(LogBackend):
     def _write(self) -> Iterator[SQLiteCursor]:
         with self.datastore.get_connection(commit=True) as connection:
             cursor = connection.cursor()
+            cursor.execute(self._synchronous)
             cursor.execute("BEGIN IMMEDIATE")  # take the write lock before reading anything
             try:
                 yield cursor

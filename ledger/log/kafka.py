@@ -9,6 +9,7 @@ Nothing outside `ledger/log/` imports kafka-python.
 from __future__ import annotations
 
 import base64
+import functools
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
@@ -31,6 +32,7 @@ def stream_key(tenant: str, stream: str) -> bytes:
     return f"{tenant}/{stream}".encode()
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def partition_of(key: bytes, partitions: int) -> int:
     """Kafka's default partitioner (murmur2, positive, modulo): producers in any language agree with it."""
     partition: int = (murmur2(key) & 0x7FFFFFFF) % partitions

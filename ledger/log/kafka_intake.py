@@ -53,7 +53,12 @@ class IntakeClient:
         self.timeout_s = timeout_s
         try:
             self._producer = KafkaProducer(
-                bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=2, max_block_ms=30_000
+                bootstrap_servers=bootstrap,
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=2,
+                batch_size=1 << 20,
+                max_block_ms=30_000,
             )
         except KafkaError as exc:
             raise ConfigError(f"cannot reach Kafka at {bootstrap}: {exc}") from None

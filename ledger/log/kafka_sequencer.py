@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,6 +205,7 @@ class KafkaSequencer(ConsumerRebalanceListener):  # type: ignore[misc]
             enable_idempotence=True,
             acks="all",
             linger_ms=2,
+            batch_size=1 << 20,  # one transaction's records travel in few requests
             request_timeout_ms=30_000,
             max_block_ms=60_000,
         )
@@ -211,7 +213,7 @@ class KafkaSequencer(ConsumerRebalanceListener):  # type: ignore[misc]
         return producer
 
     def _take(self, partition: int) -> None:
-        replica = EmbeddedLog(self.state_dir / f"partition-{partition}", log_id=self.log_id)
+        replica = EmbeddedLog(self.state_dir / f"partition-{partition}", log_id=self.log_id, durable=False)
         owned = OwnedPartition(partition, replica, self._producer(partition))
         self._catch_up(owned)
         self._owned[partition] = owned
@@ -288,33 +290,49 @@ class KafkaSequencer(ConsumerRebalanceListener):  # type: ignore[misc]
         """Sequence until `stop` is set; then seal what this instance owns and leave the group."""
         interval_s = self.sequencer.checkpoint_policy.interval_ms / 1000
         next_seal = time.monotonic() + interval_s
+        # Partitions are independent (own producer, own replica): their transactions overlap on a thread pool,
+        # while the consumer itself is only touched here, between polls.
+        pool = ThreadPoolExecutor(max_workers=self.partition_count, thread_name_prefix="agent-ledger-partition")
         try:
             while not stop.is_set():
                 polled = self._consumer.poll(timeout_ms=100)
-                for tp, records in polled.items():
-                    if tp.partition in self._owned:
-                        self._sequence(tp.partition, records)
+                work = {
+                    tp.partition: pool.submit(self._sequence, tp.partition, records)
+                    for tp, records in polled.items()
+                    if tp.partition in self._owned
+                }
+                for partition, future in work.items():
+                    self._settle(partition, *future.result())
                 if time.monotonic() >= next_seal:
                     self._seal()
                     next_seal = time.monotonic() + interval_s
             self._seal()
         finally:
+            pool.shutdown(wait=True)
             self.close()
 
-    def _sequence(self, partition: int, records: list[Any]) -> None:
+    def _sequence(self, partition: int, records: list[Any]) -> tuple[str, int]:
+        """Sequence one partition's polled records in one transaction; say how it went (runs on the pool)."""
         owned = self._owned[partition]
         owned.next_intake_offset = records[-1].offset + 1
         try:
             self.sequencer.append_batch([record.value or b"" for record in records], partition=partition)
-            self.sequenced += len(records)
+            return "committed", len(records)
         except FENCED:
-            log.warning("partition %d: fenced by a newer sequencer; giving it up", partition)
-            self._release(partition)
+            return "fenced", 0
         except KafkaError as exc:
             log.warning("partition %d: %s; recreating the producer and catching up", partition, exc)
-            self._recover(partition)
+            return "ambiguous", 0
         finally:
             owned.next_intake_offset = None
+
+    def _settle(self, partition: int, outcome: str, sequenced: int) -> None:
+        self.sequenced += sequenced
+        if outcome == "fenced":
+            log.warning("partition %d: fenced by a newer sequencer; giving it up", partition)
+            self._release(partition)
+        elif outcome == "ambiguous":
+            self._recover(partition)
 
     def _recover(self, partition: int) -> None:
         """After an ambiguous failure: new producer (aborts what was open), replica from the log, seek intake."""
