@@ -1,6 +1,6 @@
 """A consumer process for fault tests: runs `counts` slowly enough to be killed mid-catch-up.
 
-Usage: consumer_process.py DATA STATE_FILE BATCH_SIZE [--sleep-ms N] [--hang-after N]
+Usage: consumer_process.py DATA STATE_FILE BATCH_SIZE [--sleep-ms N] [--hang-after N] [--kafka H:P --topic-prefix P]
 Prints `committed APPLIED` after every committed batch. With --hang-after, the first batch that goes past N
 events is written into the open transaction, then it prints `hanging LAST_LOG_INDEX` and waits to be killed.
 """
@@ -17,6 +17,7 @@ from consumers.counts import EventCounts
 from consumers.runner import ConsumerRunner, RunnerProgress
 from consumers.store import ConsumerStore
 from ledger.config import Settings
+from ledger.log.kafka_topics import Topics
 from ledger.sdk import Ledger
 
 
@@ -46,7 +47,9 @@ def main() -> int:
     hang_after = int(options["--hang-after"]) if "--hang-after" in options else None
     consumer = SlowCounts(int(options.get("--sleep-ms", "0")) / 1000, hang_after)
     settings = Settings(data_dir=Path(data), keys_dir=Path(data) / "keys")
-    with Ledger.open(settings, create=False, read_only=True) as ledger, ConsumerStore(Path(state)) as store:
+    kafka, topics = options.get("--kafka"), Topics(options.get("--topic-prefix", ""))
+    opened = Ledger.open(settings, create=False, read_only=True, kafka=kafka, topics=topics)
+    with opened as ledger, ConsumerStore(Path(state)) as store:
         runner = ConsumerRunner(ledger.log, consumer, store, batch_size=int(batch_size), on_progress=report)
         runner.catch_up()
     print("done", flush=True)
