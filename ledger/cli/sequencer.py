@@ -19,6 +19,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add_store_options(parser)
     parser.add_argument("--state", type=Path, default=None, help="replica dir (default <data>/sequencer)")
     parser.add_argument("--max-batch", type=int, default=500, help="intake records per transaction")
+    parser.add_argument(
+        "--session-timeout-ms", type=int, default=10_000, help="group session timeout: failover time (default 10000)"
+    )
     parser.set_defaults(run=run)
 
 
@@ -36,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
         limits=settings.limits,
         checkpoint_policy=settings.checkpoint_policy,
         max_batch=args.max_batch,
+        session_timeout_ms=args.session_timeout_ms,
     )
     stop = threading.Event()
 

@@ -22,10 +22,11 @@ from typing import Any
 
 import orjson
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import InvalidProducerEpochError, KafkaError, ProducerFencedError
+from kafka.errors import CommitFailedError, InvalidProducerEpochError, KafkaError, ProducerFencedError
 from kafka.structs import OffsetAndMetadata
 
 from ledger.canonical import event_hash
+from ledger.checkpoint import open_checkpoint, origin_for
 from ledger.errors import ConfigError, VerificationFailed
 from ledger.intake import Limits
 from ledger.keys import SignerKey
@@ -54,6 +55,18 @@ from schemas.envelope import ZERO_HASH
 
 log = logging.getLogger("agent_ledger.sequencer")
 FENCED = (ProducerFencedError, InvalidProducerEpochError)
+# kafka-python often reports a fence or a lost group membership as a plain KafkaError naming it.
+FENCED_NAMES = ("ProducerFenced", "InvalidProducerEpoch", "UnknownMemberId", "IllegalGeneration", "FencedInstanceId")
+
+
+def is_fenced(error: BaseException) -> bool:
+    """True when a newer owner or the group has taken the partition: give it up, never re-initialise."""
+    if isinstance(error, (*FENCED, CommitFailedError)):
+        return True
+    text = f"{error!r} {error.__cause__!r} {error.__context__!r}"
+    return any(name in text for name in FENCED_NAMES)
+
+
 REPLICA_CHUNK = 1000
 
 
@@ -155,6 +168,7 @@ class KafkaSequencer(ConsumerRebalanceListener):  # type: ignore[misc]
         limits: Limits | None = None,
         checkpoint_policy: CheckpointPolicy | None = None,
         max_batch: int = 500,
+        session_timeout_ms: int = 10_000,
     ) -> None:
         self.bootstrap = bootstrap
         self.topics = topics or Topics()
@@ -167,7 +181,17 @@ class KafkaSequencer(ConsumerRebalanceListener):  # type: ignore[misc]
             raise ConfigError(f"topic {self.topics.events} does not exist; run `agent-ledger kafka init`")
         self.partition_count = len(partitions)
         self._owned: dict[int, OwnedPartition] = {}
-        self.sequencer = Sequencer(_SequencingLog(self), signer, limits=limits, checkpoint_policy=checkpoint_policy)
+        self._retry: set[int] = set()  # ours by assignment, but recovery failed: take again on a later poll
+        self.verifier = signer.verifier()
+        # Every transaction that carries events also carries the checkpoint covering them, so catch-up can tell
+        # sequenced events from records written around the sequencer.
+        policy = checkpoint_policy or CheckpointPolicy()
+        self.sequencer = Sequencer(
+            _SequencingLog(self),
+            signer,
+            limits=limits,
+            checkpoint_policy=CheckpointPolicy(every_events=1, interval_ms=policy.interval_ms),
+        )
         self._consumer = KafkaConsumer(
             bootstrap_servers=bootstrap,
             group_id=self.group_id,
@@ -175,6 +199,9 @@ class KafkaSequencer(ConsumerRebalanceListener):  # type: ignore[misc]
             isolation_level="read_committed",
             auto_offset_reset="earliest",
             max_poll_records=max_batch,
+            # A dead or frozen sequencer's partitions move to a live one after this long.
+            session_timeout_ms=session_timeout_ms,
+            heartbeat_interval_ms=max(100, session_timeout_ms // 3),
         )
         self._consumer.subscribe([self.topics.intake], listener=self)
         self.sequenced = 0
@@ -192,10 +219,12 @@ class KafkaSequencer(ConsumerRebalanceListener):  # type: ignore[misc]
 
     def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         for tp in assigned:
+            self._retry.discard(tp.partition)
             self._take(tp.partition)
 
     def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         for tp in revoked:
+            self._retry.discard(tp.partition)
             self._release(tp.partition)
 
     def _producer(self, partition: int) -> KafkaProducer:
@@ -250,6 +279,7 @@ class KafkaSequencer(ConsumerRebalanceListener):  # type: ignore[misc]
                         checkpoint=checkpoint if newer else None, positions={"checkpoints_offset": record.offset}
                     )
                 )
+        self._check_sealed(owned)
 
     def _replicate_events(self, owned: OwnedPartition, records: list[Any]) -> None:
         with owned.replica.writer(0) as writer:
@@ -268,6 +298,28 @@ class KafkaSequencer(ConsumerRebalanceListener):  # type: ignore[misc]
                 batch.fingerprints.append(headers.get("fingerprint", b"").decode())
                 batch.merkle_nodes.extend(right_edge.append(leaf_hash(bytes.fromhex(envelope["hash"][7:]))))
             writer.write(batch)
+
+    def _check_sealed(self, owned: OwnedPartition) -> None:
+        """Every event must be covered by a signed checkpoint: a sequencer seals each transaction that carries
+        events, so an uncovered tail was written outside a sequencer. Refuse to build on it (guarantee 1)."""
+        replica, partition = owned.replica, owned.partition
+        size = replica.size(0)
+        checkpoints = replica.checkpoints(partition)
+        covered = checkpoints[-1].tree_size if checkpoints else 0
+        if covered != size:
+            raise VerificationFailed(
+                f"ledger.events partition {partition}: {size - covered} event(s) from log index {covered} on are not "
+                "covered by a signed checkpoint (written outside a sequencer); refusing to sequence on top of them"
+            )
+        if size:
+            checkpoint = open_checkpoint(
+                checkpoints[-1].note, self.verifier, expected_origin=origin_for(self.log_id, partition)
+            )
+            root = CompactRange.from_nodes(size, lambda level, index: replica.get_node(0, level, index)).root()
+            if checkpoint.root_hash != root:
+                raise VerificationFailed(
+                    f"ledger.events partition {partition}: its events do not match their checkpoint"
+                )
 
     def _check_replicated(
         self, partition: int, envelope: dict[str, Any], size: int, heads: dict[tuple[str, str], StreamHead]
@@ -295,6 +347,7 @@ class KafkaSequencer(ConsumerRebalanceListener):  # type: ignore[misc]
         pool = ThreadPoolExecutor(max_workers=self.partition_count, thread_name_prefix="agent-ledger-partition")
         try:
             while not stop.is_set():
+                self._retake_after_failed_recovery()
                 polled = self._consumer.poll(timeout_ms=100)
                 work = {
                     tp.partition: pool.submit(self._sequence, tp.partition, records)
@@ -318,9 +371,9 @@ class KafkaSequencer(ConsumerRebalanceListener):  # type: ignore[misc]
         try:
             self.sequencer.append_batch([record.value or b"" for record in records], partition=partition)
             return "committed", len(records)
-        except FENCED:
-            return "fenced", 0
         except KafkaError as exc:
+            if is_fenced(exc):
+                return "fenced", 0
             log.warning("partition %d: %s; recreating the producer and catching up", partition, exc)
             return "ambiguous", 0
         finally:
@@ -329,10 +382,38 @@ class KafkaSequencer(ConsumerRebalanceListener):  # type: ignore[misc]
     def _settle(self, partition: int, outcome: str, sequenced: int) -> None:
         self.sequenced += sequenced
         if outcome == "fenced":
-            log.warning("partition %d: fenced by a newer sequencer; giving it up", partition)
+            # A newer owner exists, so a rebalance took the partition: only the group may give it back (through
+            # on_partitions_assigned). Retaking it here would fence the rightful owner in turn.
+            log.warning("partition %d: fenced by a newer owner; giving it up", partition)
             self._release(partition)
         elif outcome == "ambiguous":
-            self._recover(partition)
+            try:
+                self._recover(partition)
+            except KafkaError as exc:  # e.g. the broker is still away; still ours, so retry on a later poll
+                log.warning("partition %d: recovery failed (%s); will retry", partition, exc)
+                self._release(partition)
+                self._retry.add(partition)
+
+    def _rewind(self, tp: TopicPartition) -> None:
+        committed = self._consumer.committed(tp)
+        if committed is None:
+            self._consumer.seek_to_beginning(tp)
+        else:
+            self._consumer.seek(tp, committed)
+
+    def _retake_after_failed_recovery(self) -> None:
+        for partition in sorted(self._retry):
+            tp = TopicPartition(self.topics.intake, partition)
+            if tp not in self._consumer.assignment():
+                self._retry.discard(partition)
+                continue
+            try:
+                self._take(partition)
+            except KafkaError as exc:
+                log.warning("partition %d: cannot take it back yet (%s)", partition, exc)
+                continue
+            self._retry.discard(partition)
+            self._rewind(tp)
 
     def _recover(self, partition: int) -> None:
         """After an ambiguous failure: new producer (aborts what was open), replica from the log, seek intake."""
@@ -342,22 +423,16 @@ class KafkaSequencer(ConsumerRebalanceListener):  # type: ignore[misc]
         owned.producer.close(timeout=5)
         owned.producer = self._producer(partition)
         self._catch_up(owned)
-        tp = TopicPartition(self.topics.intake, partition)
-        committed = self._consumer.committed(tp)
-        if committed is None:
-            self._consumer.seek_to_beginning(tp)
-        else:
-            self._consumer.seek(tp, committed)
+        self._rewind(TopicPartition(self.topics.intake, partition))
 
     def _seal(self) -> None:
         for partition in list(self._owned):
             try:
                 self.sequencer.seal([partition])
-            except FENCED:
-                self._release(partition)
             except KafkaError as exc:
-                log.warning("partition %d: sealing failed (%s); recovering", partition, exc)
-                self._recover(partition)
+                if not is_fenced(exc):
+                    log.warning("partition %d: sealing failed (%s); recovering", partition, exc)
+                self._settle(partition, "fenced" if is_fenced(exc) else "ambiguous", 0)
 
     def close(self) -> None:
         for partition in list(self._owned):
