@@ -62,7 +62,7 @@ class IntakeClient:
             )
         except KafkaError as exc:
             raise ConfigError(f"cannot reach Kafka at {bootstrap}: {exc}") from None
-        self._answers = reader(bootstrap)
+        self._answers = reader(bootstrap, fetch_max_wait_ms=20)
         intake = self._producer.partitions_for(self.topics.intake)
         if not intake:
             raise ConfigError(f"topic {self.topics.intake} does not exist; run `agent-ledger kafka init`")

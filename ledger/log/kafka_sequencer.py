@@ -199,6 +199,7 @@ class KafkaSequencer(ConsumerRebalanceListener):  # type: ignore[misc]
             isolation_level="read_committed",
             auto_offset_reset="earliest",
             max_poll_records=max_batch,
+            fetch_max_wait_ms=20,  # latency over batching: a receipt waits for intake to reach the sequencer
             # A dead or frozen sequencer's partitions move to a live one after this long.
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=max(100, session_timeout_ms // 3),
