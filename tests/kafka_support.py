@@ -46,8 +46,15 @@ class SequencerThread:
             checkpoint_policy=settings.checkpoint_policy,
         )
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self.worker.run, args=(self._stop,), daemon=True)
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.worker.run(self._stop)
+        except BaseException as exc:  # kept for the test to assert on
+            self.error = exc
 
     def stop(self) -> None:
         self._stop.set()

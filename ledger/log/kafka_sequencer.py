@@ -182,6 +182,7 @@ class KafkaSequencer(ConsumerRebalanceListener):  # type: ignore[misc]
         self.partition_count = len(partitions)
         self._owned: dict[int, OwnedPartition] = {}
         self._retry: set[int] = set()  # ours by assignment, but recovery failed: take again on a later poll
+        self._refused: VerificationFailed | None = None  # a partition's log failed its checks: stop
         self.verifier = signer.verifier()
         # Every transaction that carries events also carries the checkpoint covering them, so catch-up can tell
         # sequenced events from records written around the sequencer.
@@ -204,6 +205,13 @@ class KafkaSequencer(ConsumerRebalanceListener):  # type: ignore[misc]
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=max(100, session_timeout_ms // 3),
         )
+        # The group's first assignment uses this consumer's metadata: without the intake partitions in it the
+        # assignor gives this member nothing until the next metadata refresh (minutes).
+        deadline = time.monotonic() + 60
+        while not self._consumer.partitions_for_topic(self.topics.intake):
+            if time.monotonic() > deadline:
+                raise ConfigError(f"topic {self.topics.intake} does not exist; run `agent-ledger kafka init`")
+            time.sleep(0.2)
         self._consumer.subscribe([self.topics.intake], listener=self)
         self.sequenced = 0
 
@@ -221,7 +229,11 @@ class KafkaSequencer(ConsumerRebalanceListener):  # type: ignore[misc]
     def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         for tp in assigned:
             self._retry.discard(tp.partition)
-            self._take(tp.partition)
+            try:
+                self._take(tp.partition)
+            except VerificationFailed as exc:  # fail closed, with the reason, not from inside kafka-python
+                self._refused = exc
+                return
 
     def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         for tp in revoked:
@@ -350,6 +362,8 @@ class KafkaSequencer(ConsumerRebalanceListener):  # type: ignore[misc]
             while not stop.is_set():
                 self._retake_after_failed_recovery()
                 polled = self._consumer.poll(timeout_ms=100)
+                if self._refused is not None:
+                    raise self._refused
                 work = {
                     tp.partition: pool.submit(self._sequence, tp.partition, records)
                     for tp, records in polled.items()

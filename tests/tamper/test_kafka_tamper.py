@@ -26,6 +26,7 @@ from kafka_support import BOOTSTRAP, SequencerThread, fresh_topics, requires_kaf
 from ledger.canonical import canonical_bytes, event_hash
 from ledger.checkpoint import Checkpoint, origin_for, sign_checkpoint
 from ledger.config import Settings
+from ledger.errors import VerificationFailed
 from ledger.keys import SignerKey
 from ledger.log.base import Checkpointed
 from ledger.log.kafka import KafkaLog, checkpoint_record, stream_key
@@ -206,5 +207,7 @@ def test_forged_event_is_never_sealed_by_a_restarted_sequencer(sealed: SealedKaf
     finally:
         client.close()
         sequencer.stop()  # a clean stop seals what it owns
+    assert isinstance(sequencer.error, VerificationFailed)  # it refused to build on the forged tail
+    assert "not covered by a signed checkpoint" in str(sequencer.error)
     message = failure(sealed)
     assert f"log index {EVENTS}" in message
