@@ -120,29 +120,28 @@ class KafkaLog(LogBackend):
             for record in read_partition(self._consumer, self.topics.events, partition, start, limit)
         ]
 
-    def end_position(self, partition: int) -> int | None:
+    def _last_record(self, partition: int) -> Any | None:
+        """The last committed record of an events partition. Transaction markers take offsets too, so look back
+        in widening windows until a data record shows up."""
         tp = TopicPartition(self.topics.events, partition)
         end = self._consumer.end_offsets([tp])[tp]
-        # Transaction markers take offsets too: look back in widening windows for the last data record.
         window = 64
         while end > 0:
             last = None
             for record in read_partition(self._consumer, self.topics.events, partition, max(0, end - window)):
-                last = record.offset
+                last = record
             if last is not None or window >= end:
                 return last
             window *= 64
         return None
 
+    def end_position(self, partition: int) -> int | None:
+        last = self._last_record(partition)
+        return None if last is None else int(last.offset)
+
     def size(self, partition: int) -> int:
-        tp = TopicPartition(self.topics.events, partition)
-        end = self._consumer.end_offsets([tp])[tp]
-        last_index = -1
-        for record in read_partition(self._consumer, self.topics.events, partition, max(0, end - 64)):
-            last_index = orjson.loads(record.value)["log"]["index"]
-        if last_index < 0 and end > 64:  # the window held only markers: fall back to counting
-            return sum(1 for _ in self.read(partition))
-        return last_index + 1
+        last = self._last_record(partition)
+        return 0 if last is None else int(orjson.loads(last.value)["log"]["index"]) + 1
 
     def checkpoints(self, partition: int) -> Sequence[Checkpointed]:
         stored = [
