@@ -8,6 +8,7 @@ Every benchmark prints one JSON object on stdout; progress goes to stderr only.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
 import platform
@@ -206,6 +207,19 @@ def fresh_settings(data_dir: Path) -> Settings:
 def batches(items: Sequence[bytes], size: int) -> Iterator[Sequence[bytes]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def run_parser(doc: str, *, events: int, repeat: int, tmp: str, profiled: str) -> argparse.ArgumentParser:
+    """The options every benchmark shares: size, repetitions, streams, scratch dir and profile output."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--events", type=int, default=events, help=f"events per run (default {events:,})")
+    parser.add_argument(
+        "--repeat", type=int, default=repeat, help=f"runs of each side; the median counts (default {repeat})"
+    )
+    parser.add_argument("--missions", type=int, default=200, help="mission streams, round-robin (default 200)")
+    parser.add_argument("--tmp-dir", type=Path, default=None, help=f"where {tmp} go (default: system tmp)")
+    parser.add_argument("--profile", type=Path, default=None, help=f"write cProfile stats of {profiled} here")
+    return parser
 
 
 def median(values: Sequence[float]) -> float:

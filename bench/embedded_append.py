@@ -10,7 +10,6 @@ in batches of the same size into a fresh file. Repetitions alternate which side 
 
 from __future__ import annotations
 
-import argparse
 import cProfile
 import sys
 import tempfile
@@ -81,13 +80,8 @@ def run_baseline(submissions: Sequence[bytes], batch_size: int, work_dir: Path) 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=50_000, help="events per run (default 50,000)")
-    parser.add_argument("--repeat", type=int, default=5, help="runs of each side; the median counts (default 5)")
+    parser = common.run_parser(__doc__, events=50_000, repeat=5, tmp="the fresh stores", profiled="the ledger runs")
     parser.add_argument("--batch-size", type=int, default=100, help="submissions per append_batch (default 100)")
-    parser.add_argument("--missions", type=int, default=200, help="mission streams, round-robin (default 200)")
-    parser.add_argument("--tmp-dir", type=Path, default=None, help="where the fresh stores go (default: system tmp)")
-    parser.add_argument("--profile", type=Path, default=None, help="write cProfile stats of the ledger runs here")
     args = parser.parse_args(argv)
     if args.events < 1 or args.repeat < 1 or args.batch_size < 1 or args.missions < 1:
         parser.error("--events, --repeat, --batch-size and --missions must be positive")

@@ -375,9 +375,9 @@ def merge_profiles(parts: Sequence[Path], target: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=20_000, help="submissions per run (default 20,000)")
-    parser.add_argument("--repeat", type=int, default=3, help="runs of each side; the median counts (default 3)")
+    parser = common.run_parser(
+        __doc__, events=20_000, repeat=3, tmp="sequencer states", profiled="the sequencer process (all runs)"
+    )
     parser.add_argument("--partitions", type=int, default=4, help="partitions of every topic (default 4)")
     parser.add_argument(
         "--kafka",
@@ -396,11 +396,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=int,
         default=None,
         help="also account this process's CPU (default: the scripts/kafka-local broker on that port, if any)",
-    )
-    parser.add_argument("--missions", type=int, default=200, help="mission streams, round-robin (default 200)")
-    parser.add_argument("--tmp-dir", type=Path, default=None, help="where sequencer state goes (default: system tmp)")
-    parser.add_argument(
-        "--profile", type=Path, default=None, help="write cProfile stats of the sequencer process here (all runs)"
     )
     args = parser.parse_args(argv)
     if min(args.events, args.repeat, args.partitions, args.in_flight, args.max_batch, args.missions) < 1:

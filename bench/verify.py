@@ -10,7 +10,6 @@ row. The real `agent-ledger verify --data DIR` subprocess is timed once, start-u
 
 from __future__ import annotations
 
-import argparse
 import cProfile
 import hashlib
 import os
@@ -101,13 +100,8 @@ def run_command(data_dir: Path) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=200_000, help="events in the ledger (default 200,000)")
-    parser.add_argument("--repeat", type=int, default=3, help="timed runs of each side; median counts (default 3)")
+    parser = common.run_parser(__doc__, events=200_000, repeat=3, tmp="the ledger files", profiled="Ledger.verify")
     parser.add_argument("--batch-size", type=int, default=100, help="append batch size while building (default 100)")
-    parser.add_argument("--missions", type=int, default=200, help="mission streams, round-robin (default 200)")
-    parser.add_argument("--tmp-dir", type=Path, default=None, help="where the ledger is built (default: system tmp)")
-    parser.add_argument("--profile", type=Path, default=None, help="write cProfile stats of Ledger.verify here")
     args = parser.parse_args(argv)
     if args.events < 1 or args.repeat < 1 or args.batch_size < 1 or args.missions < 1:
         parser.error("--events, --repeat, --batch-size and --missions must be positive")
