@@ -37,6 +37,19 @@ def canonical_bytes(value: Any, *, exact: bool = False) -> bytes:
     return _reference(value)
 
 
+def canonical_with_payload(envelope: dict[str, Any], payload_canonical: bytes, *, exact: bool) -> bytes:
+    """`canonical_bytes(envelope)` when `envelope["payload"]` is already encoded as `payload_canonical`.
+
+    The sealing path: intake encoded the payload to measure it, so it is spliced in rather than encoded twice.
+    """
+    if exact:
+        spliced = {**envelope, "payload": orjson.Fragment(payload_canonical)}
+        encoded = orjson.dumps(spliced, option=orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER)
+        if encoded.isascii():
+            return encoded
+    return canonical_bytes(envelope)
+
+
 def has_only_exact_scalars(value: Any) -> bool:
     """True when no float and no integer beyond 2**53 - 1 occurs: there orjson and RFC 8785 agree."""
     stack = [value]

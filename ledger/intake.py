@@ -8,7 +8,6 @@ Intake never reads the store: idempotency and `expected_seq` are the sequencer's
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +23,7 @@ from ledger.errors import (
     SchemaViolation,
     WrongTenant,
 )
-from schemas.envelope import Submission
+from schemas.envelope import Correlation, Submission
 from schemas.registry import check_actor, check_context, describe_problems, spec_for, validate_payload
 
 SEQUENCER_FIELDS = ("hash", "seq", "prev_hash", "log", "recorded_at", "spec")
@@ -56,7 +55,7 @@ class ValidSubmission:
     payload: dict[str, Any]
     expected_seq: int | None
     payload_exact: bool  # no float or big integer in the payload: its envelope takes the fast path
-    fingerprint: str  # digest of what the producer sent, so a resend can be told from a reuse of the event_id
+    payload_canonical: bytes  # RFC 8785 bytes of the payload, measured against the limit and reused when sealing
 
 
 def check_producer_tenant(sent: str, tenant: str | None) -> None:
@@ -114,7 +113,7 @@ def validate_submission(
     check_actor(spec, actor_kind)
     check_context(spec, agent_id=submission.agent_id, mission_id=submission.mission_id)
     correlation = submission.correlation
-    valid = ValidSubmission(
+    return ValidSubmission(
         event_id=submission.event_id or uuid7(),
         tenant=submission.tenant,
         stream=submission.stream,
@@ -124,33 +123,15 @@ def validate_submission(
         agent_id=submission.agent_id,
         mission_id=submission.mission_id,
         causation_id=submission.causation_id,
-        correlation=(correlation.model_dump(exclude_none=True) or None) if correlation else None,
+        correlation=_correlation(correlation) if correlation else None,
         occurred_at=normalise_timestamp(submission.occurred_at) if submission.occurred_at else None,
         payload=submission.payload,
         expected_seq=submission.expected_seq,
         payload_exact=payload_exact,
-        fingerprint="",
+        payload_canonical=payload_bytes,
     )
-    valid.fingerprint = _fingerprint(valid, payload_bytes)
-    return valid
 
 
-def _fingerprint(valid: ValidSubmission, payload_bytes: bytes) -> str:
-    """Digest of what the event will say (not of the raw text), so a resend with a defaulted field matches."""
-    header = orjson.dumps(
-        [
-            valid.event_id,
-            valid.tenant,
-            valid.stream,
-            valid.type,
-            valid.schema_version,
-            valid.actor,
-            valid.agent_id,
-            valid.mission_id,
-            valid.causation_id,
-            valid.correlation,
-            valid.occurred_at,
-        ],
-        option=orjson.OPT_SORT_KEYS,
-    )
-    return "sha256:" + hashlib.sha256(header + b"\n" + payload_bytes).hexdigest()
+def _correlation(correlation: Correlation) -> dict[str, str] | None:
+    fields = {"trace_id": correlation.trace_id, "span_id": correlation.span_id}
+    return {name: value for name, value in fields.items() if value is not None} or None

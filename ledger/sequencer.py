@@ -15,10 +15,11 @@ from typing import Any
 
 import orjson
 
-from ledger.canonical import canonical_bytes, seal_canonical
+from ledger.canonical import canonical_with_payload, seal_canonical
 from ledger.checkpoint import Checkpoint, origin_for, sign_checkpoint
 from ledger.clock import parse_timestamp, utc_now
 from ledger.errors import (
+    ConfigError,
     DuplicateEventId,
     EventIdConflict,
     MisroutedSubmission,
@@ -36,10 +37,24 @@ from ledger.log.base import (
     WritableLog,
 )
 from ledger.merkle import CompactRange, leaf_hash
-from schemas.envelope import SPEC, ZERO_HASH, LogPosition, Receipt
+from schemas.envelope import SPEC, ZERO_HASH, Receipt
 
 RawSubmission = bytes | str | dict[str, Any]
 Outcome = Receipt | SubmissionRefused
+RECEIPT_FIELDS = ("event_id", "tenant", "stream", "seq", "hash", "log")
+# What the producer decides; a resend must match the original in each (occurred_at only when it was given).
+PRODUCER_FIELDS = (
+    "tenant",
+    "stream",
+    "type",
+    "schema_version",
+    "actor",
+    "agent_id",
+    "mission_id",
+    "causation_id",
+    "correlation",
+    "payload",
+)
 
 
 @dataclass(frozen=True)
@@ -51,15 +66,8 @@ class CheckpointPolicy:
 
 
 def receipt_for(envelope: dict[str, Any], *, duplicate: bool = False) -> Receipt:
-    return Receipt(
-        event_id=envelope["event_id"],
-        tenant=envelope["tenant"],
-        stream=envelope["stream"],
-        seq=envelope["seq"],
-        hash=envelope["hash"],
-        log=LogPosition(**envelope["log"]),
-        duplicate=duplicate,
-    )
+    fields = {name: envelope[name] for name in RECEIPT_FIELDS}
+    return Receipt.model_validate({**fields, "duplicate": duplicate})  # one validator call, nested log included
 
 
 def _text_field(raw: RawSubmission, name: str) -> str | None:
@@ -152,17 +160,13 @@ class Sequencer:
         known = writer.known_events({(item.tenant, item.event_id) for _, item in items})
         heads = writer.stream_heads({(item.tenant, item.stream) for _, item in items})
         right_edge = CompactRange.from_nodes(writer.size, writer.get_node)
-        sealed_here: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
+        sealed_here: dict[tuple[str, str], dict[str, Any]] = {}
         for slot, item in items:
             id_key = (item.tenant, item.event_id)
             try:
                 if id_key in sealed_here or id_key in known:
-                    if id_key in sealed_here:
-                        fingerprint, original = sealed_here[id_key]
-                    else:
-                        fingerprint = known[id_key].fingerprint
-                        original = writer.read_event(*id_key)
-                    raise self._duplicate(item, fingerprint, original)
+                    original = sealed_here.get(id_key) or writer.read_event(*id_key)
+                    raise self._duplicate(item, original)
                 stream_key = (item.tenant, item.stream)
                 head = heads.get(stream_key) or StreamHead(0, ZERO_HASH)
                 if item.expected_seq is not None and item.expected_seq != head.seq:
@@ -180,9 +184,8 @@ class Sequencer:
             envelope, encoded = self._envelope(item, head, partition, right_edge.size, recorded_at)
             batch.merkle_nodes.extend(right_edge.append(leaf_hash(bytes.fromhex(envelope["hash"][7:]))))
             batch.events.append((envelope, encoded))
-            batch.fingerprints.append(item.fingerprint)
             heads[stream_key] = StreamHead(envelope["seq"], envelope["hash"])
-            sealed_here[id_key] = (item.fingerprint, envelope)
+            sealed_here[id_key] = envelope
             outcomes[slot] = receipt_for(envelope)
         return batch, right_edge
 
@@ -208,13 +211,17 @@ class Sequencer:
             "payload": item.payload,
             "log": {"log_id": self.log.log_id, "partition": partition, "index": log_index},
         }
-        envelope["hash"], encoded = seal_canonical(canonical_bytes(envelope, exact=item.payload_exact))
+        canonical = canonical_with_payload(envelope, item.payload_canonical, exact=item.payload_exact)
+        envelope["hash"], encoded = seal_canonical(canonical)
         return envelope, encoded
 
     @staticmethod
-    def _duplicate(item: ValidSubmission, fingerprint: str, original: dict[str, Any]) -> SubmissionRefused:
+    def _duplicate(item: ValidSubmission, original: dict[str, Any]) -> SubmissionRefused:
         where = f"{original['tenant']}/{original['stream']} seq {original['seq']}"
-        if fingerprint != item.fingerprint:
+        same = all(getattr(item, name) == original[name] for name in PRODUCER_FIELDS) and (
+            item.occurred_at is None or item.occurred_at == original["occurred_at"]
+        )
+        if not same:
             return EventIdConflict(f"event_id '{item.event_id}' was already used for a different submission ({where})")
         return DuplicateEventId(
             f"duplicate event_id '{item.event_id}': already appended as {where}; original receipt returned",
@@ -255,6 +262,11 @@ class Sequencer:
         for partition in range(self.log.partition_count) if partitions is None else partitions:
             with self.log.writer(partition) as writer:
                 last = writer.last_checkpoint()
+                if last is not None and writer.size < last.tree_size:
+                    raise ConfigError(
+                        f"partition {partition} holds {writer.size} leaves but was checkpointed at {last.tree_size};"
+                        " the store lost events (run `agent-ledger verify`)"
+                    )
                 if writer.size == 0 or (last is not None and last.tree_size == writer.size):
                     continue
                 root = CompactRange.from_nodes(writer.size, writer.get_node).root()

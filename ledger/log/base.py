@@ -22,14 +22,6 @@ class StreamHead:
     hash: str
 
 
-@dataclass(frozen=True)
-class KnownEvent:
-    """Idempotency index entry: where an event_id was appended and the fingerprint of what was sent."""
-
-    log_index: int
-    fingerprint: str
-
-
 @dataclass
 class Rejection:
     """A refused submission as it is recorded (embedded: rejected table; Kafka: ledger.rejected)."""
@@ -69,7 +61,6 @@ class SealedBatch:
     """Everything one sequencing step persists atomically."""
 
     events: list[tuple[dict[str, Any], bytes]] = field(default_factory=list)  # (envelope, canonical bytes)
-    fingerprints: list[str] = field(default_factory=list)
     merkle_nodes: list[tuple[int, int, bytes]] = field(default_factory=list)
     checkpoint: Checkpointed | None = None
     rejections: list[Rejection] = field(default_factory=list)
@@ -87,7 +78,8 @@ class PartitionWriter(ABC):
     def stream_heads(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], StreamHead]: ...
 
     @abstractmethod
-    def known_events(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], KnownEvent]: ...
+    def known_events(self, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Those of the (tenant, event_id) keys that are already in the log (the idempotency index)."""
 
     @abstractmethod
     def get_node(self, level: int, index: int) -> bytes: ...

@@ -26,7 +26,6 @@ from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore, SQLiteProcessRec
 from ledger.errors import ConfigError, StaleExpectedSeq
 from ledger.log.base import (
     Checkpointed,
-    KnownEvent,
     LogBackend,
     LogRecord,
     PartitionWriter,
@@ -38,6 +37,9 @@ from ledger.log.base import (
 DB_FILE = "ledger.sqlite"
 STREAM_NAMESPACE = uuid.UUID("6f1c2a52-35f4-4a8e-9c55-0b7d4f7e3a10")
 PARTITION = 0  # one SQLite file is one partition
+# Merkle node hashes are stored TILE_WIDTH to a row per level (as in tlog tiles): a batch touches a row per
+# level, not a row per node, and an append extends the last row in place.
+TILE_WIDTH = 256
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -45,17 +47,44 @@ def stream_originator_id(tenant: str, stream: str) -> uuid.UUID:
     return uuid.uuid5(STREAM_NAMESPACE, f"{tenant}/{stream}")
 
 
+def _uuid_text(originator_id: uuid.UUID | str) -> str:
+    return originator_id.hex if isinstance(originator_id, uuid.UUID) else originator_id
+
+
+def _tree_size(cursor: SQLiteCursor, partition: int) -> int:
+    """Leaves in the tree: the full level-0 tiles plus the hashes in the last one."""
+    cursor.execute(
+        "SELECT tile, length(hashes) FROM ledger_merkle_tiles WHERE partition=? AND level=0 ORDER BY tile DESC LIMIT 1",
+        (partition,),
+    )
+    row = cursor.fetchone()
+    return 0 if row is None else int(row[0]) * TILE_WIDTH + int(row[1]) // 32
+
+
 class LedgerRecorder(SQLiteProcessRecorder):
     """The eventsourcing process recorder plus the ledger's own tables, created together."""
+
+    def _insert_events(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **_: Any) -> Sequence[int]:
+        """The recorder's insert, one `executemany` instead of a statement per event. The writer holds SQLite's
+        write lock and the ledger never deletes, so the batch takes the consecutive rowids after the last one."""
+        if not stored_events:
+            return []
+        c.executemany(
+            self.insert_events_statement,
+            [(_uuid_text(s.originator_id), s.originator_version, s.topic, s.state) for s in stored_events],
+        )
+        c.execute("SELECT last_insert_rowid()")
+        last: int = c.fetchone()[0]
+        return range(last - len(stored_events) + 1, last + 1)
 
     def construct_create_table_statements(self) -> list[str]:
         return [
             *super().construct_create_table_statements(),
             "CREATE TABLE IF NOT EXISTS ledger_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
             "CREATE TABLE IF NOT EXISTS ledger_event_ids (tenant TEXT, event_id TEXT, notification_id INTEGER,"
-            " log_index INTEGER, fingerprint TEXT, PRIMARY KEY (tenant, event_id)) WITHOUT ROWID",
-            "CREATE TABLE IF NOT EXISTS ledger_merkle_nodes (partition INTEGER, level INTEGER, idx INTEGER,"
-            " hash BLOB NOT NULL, PRIMARY KEY (partition, level, idx)) WITHOUT ROWID",
+            " log_index INTEGER, PRIMARY KEY (tenant, event_id)) WITHOUT ROWID",
+            "CREATE TABLE IF NOT EXISTS ledger_merkle_tiles (partition INTEGER, level INTEGER, tile INTEGER,"
+            " hashes BLOB NOT NULL, PRIMARY KEY (partition, level, tile)) WITHOUT ROWID",
             "CREATE TABLE IF NOT EXISTS ledger_checkpoints (partition INTEGER, tree_size INTEGER,"
             " note TEXT NOT NULL, recorded_at TEXT NOT NULL, PRIMARY KEY (partition, tree_size)) WITHOUT ROWID",
             "CREATE TABLE IF NOT EXISTS ledger_rejected (id INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -69,9 +98,7 @@ class EmbeddedWriter(PartitionWriter):
     def __init__(self, log: EmbeddedLog, cursor: SQLiteCursor) -> None:
         self._log = log
         self._cursor = cursor
-        cursor.execute("SELECT MAX(idx) FROM ledger_merkle_nodes WHERE partition=? AND level=0", (PARTITION,))
-        last_index = cursor.fetchone()[0]
-        self._size = 0 if last_index is None else last_index + 1
+        self._size = _tree_size(cursor, PARTITION)
 
     @property
     def size(self) -> int:
@@ -99,21 +126,21 @@ class EmbeddedWriter(PartitionWriter):
                 heads[(tenant, stream)] = StreamHead(row[0], orjson.loads(row[1])["hash"])
         return heads
 
-    def known_events(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], KnownEvent]:
+    def known_events(self, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
         by_tenant: dict[str, list[str]] = {}
         for tenant, event_id in keys:
             by_tenant.setdefault(tenant, []).append(event_id)
-        known = {}
+        known = set()
         for tenant, event_ids in by_tenant.items():
             for start in range(0, len(event_ids), 500):  # stay under SQLite's bound-parameter limit
                 chunk = event_ids[start : start + 500]
                 self._cursor.execute(
-                    "SELECT event_id, log_index, fingerprint FROM ledger_event_ids"
+                    "SELECT event_id FROM ledger_event_ids"
                     f" WHERE tenant=? AND event_id IN ({','.join('?' * len(chunk))})",
                     (tenant, *chunk),
                 )
                 for row in self._cursor.fetchall():
-                    known[(tenant, row[0])] = KnownEvent(row[1], row[2])
+                    known.add((tenant, row[0]))
         return known
 
     def get_node(self, level: int, index: int) -> bytes:
@@ -134,6 +161,29 @@ class EmbeddedWriter(PartitionWriter):
         event: dict[str, Any] = orjson.loads(row[0])
         return event
 
+    def _append_nodes(self, nodes: Sequence[tuple[int, int, bytes]]) -> None:
+        """Extend each level's last tile with the batch's new nodes (each level only grows at its right end)."""
+        grouped: dict[tuple[int, int], list[bytes]] = {}
+        first_slot: dict[tuple[int, int], int] = {}
+        for level, index, node in nodes:
+            tile, slot = divmod(index, TILE_WIDTH)
+            grouped.setdefault((level, tile), []).append(node)
+            first_slot.setdefault((level, tile), slot)
+        rows = []
+        for (level, tile), hashes in grouped.items():
+            stored = b""
+            if first_slot[(level, tile)]:
+                self._cursor.execute(
+                    "SELECT hashes FROM ledger_merkle_tiles WHERE partition=? AND level=? AND tile=?",
+                    (PARTITION, level, tile),
+                )
+                row = self._cursor.fetchone()
+                stored = b"" if row is None else bytes(row[0])
+            if len(stored) != first_slot[(level, tile)] * 32:
+                raise ConfigError(f"Merkle tile (level {level}, tile {tile}) does not end where the tree does")
+            rows.append((PARTITION, level, tile, stored + b"".join(hashes)))
+        self._cursor.executemany("INSERT OR REPLACE INTO ledger_merkle_tiles VALUES (?,?,?,?)", rows)
+
     def write(self, batch: SealedBatch) -> None:
         cursor = self._cursor
         stored = [
@@ -146,22 +196,17 @@ class EmbeddedWriter(PartitionWriter):
             for envelope, encoded in batch.events
         ]
         try:
-            notification_ids = self._log.recorder._insert_events(cursor, stored) or []
+            notification_ids = self._log.recorder._insert_events(cursor, stored)
         except (IntegrityError, sqlite3.IntegrityError) as exc:  # the unique key refused a fork
             raise StaleExpectedSeq(f"concurrent append to the same stream was refused: {exc}") from None
         cursor.executemany(
-            "INSERT INTO ledger_event_ids VALUES (?,?,?,?,?)",
+            "INSERT INTO ledger_event_ids (tenant, event_id, notification_id, log_index) VALUES (?,?,?,?)",
             [
-                (envelope["tenant"], envelope["event_id"], notification_id, envelope["log"]["index"], fp)
-                for (envelope, _), notification_id, fp in zip(
-                    batch.events, notification_ids, batch.fingerprints, strict=True
-                )
+                (envelope["tenant"], envelope["event_id"], notification_id, envelope["log"]["index"])
+                for (envelope, _), notification_id in zip(batch.events, notification_ids, strict=True)
             ],
         )
-        cursor.executemany(
-            "INSERT INTO ledger_merkle_nodes VALUES (?,?,?,?)",
-            [(PARTITION, level, index, node) for level, index, node in batch.merkle_nodes],
-        )
+        self._append_nodes(batch.merkle_nodes)
         if batch.checkpoint is not None:
             cp = batch.checkpoint
             cursor.execute(
@@ -210,6 +255,7 @@ class EmbeddedLog(LogBackend):
         self._heads_size: int | None = None  # the log size they are valid for
         if create:
             self.recorder.create_table()
+        self._upgrade()
         self.log_id = self._log_id(create, log_id)
         if log_id is not None and self.log_id != log_id:
             raise ConfigError(f"{path} belongs to log {self.log_id}, not {log_id}")
@@ -219,6 +265,22 @@ class EmbeddedLog(LogBackend):
             cursor.execute("SELECT value FROM ledger_meta WHERE key=?", (key,))
             row = cursor.fetchone()
             return None if row is None else str(row[0])
+
+    def _upgrade(self) -> None:
+        """Move a file written before Merkle tiles (one row per node) to tiles, once, under the write lock."""
+        with self._read() as cursor:
+            cursor.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='ledger_merkle_nodes'")
+            if cursor.fetchone() is None:
+                return
+        self.recorder.create_table()
+        with self._write() as cursor:
+            cursor.execute(
+                "SELECT level, idx, hash FROM ledger_merkle_nodes WHERE partition=? ORDER BY level, idx", (PARTITION,)
+            )
+            nodes = [(row[0], row[1], bytes(row[2])) for row in cursor.fetchall()]
+            writer = EmbeddedWriter(self, cursor)
+            writer._append_nodes(nodes)
+            cursor.execute("DROP TABLE ledger_merkle_nodes")
 
     def _log_id(self, create: bool, wanted: str | None) -> str:
         if not create:  # readers never take the write lock
@@ -292,9 +354,7 @@ class EmbeddedLog(LogBackend):
 
     def size(self, partition: int) -> int:
         with self._read() as cursor:
-            cursor.execute("SELECT MAX(idx) FROM ledger_merkle_nodes WHERE partition=? AND level=0", (partition,))
-            last = cursor.fetchone()[0]
-            return 0 if last is None else int(last) + 1
+            return _tree_size(cursor, partition)
 
     def checkpoints(self, partition: int) -> Sequence[Checkpointed]:
         with self._read() as cursor:
@@ -324,12 +384,13 @@ class EmbeddedLog(LogBackend):
 
     @staticmethod
     def _get_node(cursor: SQLiteCursor, partition: int, level: int, index: int) -> bytes:
+        tile, slot = divmod(index, TILE_WIDTH)
         cursor.execute(
-            "SELECT hash FROM ledger_merkle_nodes WHERE partition=? AND level=? AND idx=?",
-            (partition, level, index),
+            "SELECT substr(hashes, ?, 32) FROM ledger_merkle_tiles WHERE partition=? AND level=? AND tile=?",
+            (slot * 32 + 1, partition, level, tile),
         )
         row = cursor.fetchone()
-        if row is None:
+        if row is None or len(row[0]) != 32:
             raise ConfigError(f"Merkle node (level {level}, index {index}) is missing from the store")
         return bytes(row[0])
 

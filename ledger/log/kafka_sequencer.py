@@ -32,7 +32,6 @@ from ledger.intake import Limits
 from ledger.keys import SignerKey
 from ledger.log.base import (
     Checkpointed,
-    KnownEvent,
     PartitionWriter,
     Rejection,
     SealedBatch,
@@ -93,7 +92,7 @@ class KafkaPartitionWriter(PartitionWriter):
     def stream_heads(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], StreamHead]:
         return self._replica.stream_heads(keys)
 
-    def known_events(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], KnownEvent]:
+    def known_events(self, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
         return self._replica.known_events(keys)
 
     def get_node(self, level: int, index: int) -> bytes:
@@ -114,9 +113,8 @@ class KafkaPartitionWriter(PartitionWriter):
                 key=stream_key(envelope["tenant"], envelope["stream"]),
                 value=encoded,
                 partition=partition,
-                headers=[("fingerprint", fingerprint.encode())],
             )
-            for (envelope, encoded), fingerprint in zip(batch.events, batch.fingerprints, strict=True)
+            for envelope, encoded in batch.events
         ]
         if batch.checkpoint is not None:
             producer.send(topics.checkpoints, value=checkpoint_record(batch.checkpoint), partition=partition)
@@ -306,9 +304,7 @@ class KafkaSequencer(ConsumerRebalanceListener):  # type: ignore[misc]
                 if index < right_edge.size:
                     continue  # already in the replica
                 self._check_replicated(owned.partition, envelope, right_edge.size, heads)
-                headers = dict(record.headers or [])
                 batch.events.append((envelope, record.value))
-                batch.fingerprints.append(headers.get("fingerprint", b"").decode())
                 batch.merkle_nodes.extend(right_edge.append(leaf_hash(bytes.fromhex(envelope["hash"][7:]))))
             writer.write(batch)
 

@@ -11,6 +11,7 @@ import base64
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from factories import step
@@ -171,6 +172,35 @@ def test_event_id_reused_for_different_content_is_refused(backend: Backend) -> N
             ledger.append(step(event_id="evt-x"))
         assert size(ledger) == 1
         assert ledger.rejections()[0].reason_code == "event_id_conflict"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"stream": "mission/m-other"},
+        {"actor": {"kind": "agent", "id": "a-2"}},
+        {"agent_id": "a-2"},
+        {"causation_id": "evt-cause"},
+        {"correlation": {"trace_id": "0" * 32}},
+        {"occurred_at": "2026-11-25T12:00:01Z"},
+        {"payload": {"step_id": "s-other", "summary": "another step", "status": "completed"}},
+    ],
+    ids=lambda change: next(iter(change)),
+)
+def test_a_resend_must_match_the_original_in_every_field_the_producer_set(
+    backend: Backend, change: dict[str, Any]
+) -> None:
+    if "stream" in change and isinstance(backend, KafkaBackend):
+        pytest.skip("Kafka indexes event_id per partition; another stream may live in another partition")
+    original = step(event_id="evt-same")
+    with backend.open() as ledger:
+        ledger.append(original)
+        with pytest.raises(EventIdConflict, match="already used for a different submission"):
+            ledger.append({**original, **change})
+        without_time = {key: value for key, value in original.items() if key != "occurred_at"}
+        with pytest.raises(DuplicateEventId):  # occurred_at left out: the original's time stands
+            ledger.append(without_time)
+        assert size(ledger) == 1
 
 
 def test_same_event_id_in_another_tenant_is_independent(backend: Backend) -> None:
