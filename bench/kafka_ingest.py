@@ -23,7 +23,6 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
-from concurrent.futures import wait as wait_futures
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import version
@@ -177,36 +176,48 @@ def fresh_topics(bootstrap: str, partitions: int) -> Iterator[tuple[Topics, str]
 
 @dataclass
 class Receipts:
-    """Completion bookkeeping shared with the client's receipt thread (future callbacks run there)."""
+    """Completion bookkeeping shared with the client's receipt thread (future callbacks run there).
+
+    Only counts and latencies are kept, never the futures: holding tens of thousands of resolved futures would
+    make the harness's own garbage collections show up as receipt latency.
+    """
 
     in_flight: threading.BoundedSemaphore
     last_at: float = 0.0
     refused: list[SubmissionRefused] = field(default_factory=list)
     latencies_ms: list[float] = field(default_factory=list)
+    submitted: int = 0
+    resolved: int = 0
+    changed: threading.Condition = field(default_factory=threading.Condition)
 
     def track(self, future: Future[Outcome], submitted_at: float | None = None) -> None:
         def resolved(done: Future[Outcome]) -> None:
             now = time.perf_counter()
-            self.last_at = max(self.last_at, now)
-            if submitted_at is not None:
-                self.latencies_ms.append((now - submitted_at) * 1000)
             outcome = done.result()
-            if isinstance(outcome, SubmissionRefused):
-                self.refused.append(outcome)
+            with self.changed:
+                self.last_at = max(self.last_at, now)
+                if submitted_at is not None:
+                    self.latencies_ms.append((now - submitted_at) * 1000)
+                if isinstance(outcome, SubmissionRefused):
+                    self.refused.append(outcome)
+                self.resolved += 1
+                self.changed.notify_all()
             self.in_flight.release()
 
+        with self.changed:
+            self.submitted += 1
         future.add_done_callback(resolved)
 
 
-def await_all(futures: Sequence[Future[Outcome]], receipts: Receipts, sequencer: SequencerProcess, label: str) -> None:
+def await_all(receipts: Receipts, sequencer: SequencerProcess, label: str) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_S
-    pending = list(futures)
-    while pending:
-        _, not_done = wait_futures(pending, timeout=1.0)
-        pending = list(not_done)
-        sequencer.check_alive()
-        if pending and time.monotonic() > deadline:
-            raise BenchFailed(f"{label}: {len(pending)} receipts missing after {READY_TIMEOUT_S:.0f} s")
+    with receipts.changed:
+        while receipts.resolved < receipts.submitted:
+            receipts.changed.wait(timeout=1.0)
+            sequencer.check_alive()
+            if receipts.resolved < receipts.submitted and time.monotonic() > deadline:
+                missing = receipts.submitted - receipts.resolved
+                raise BenchFailed(f"{label}: {missing} receipts missing after {READY_TIMEOUT_S:.0f} s")
     if receipts.refused:
         first = receipts.refused[0]
         raise BenchFailed(f"{label}: {len(receipts.refused)} submissions refused, e.g. {first.reason_code}: {first}")
@@ -225,12 +236,10 @@ def warm_up(client: IntakeClient, sequencer: SequencerProcess, partitions: int, 
         tenant, stream, _ = common.stream_of(raw)
         chosen.setdefault(partition_of(stream_key(tenant, stream), partitions), raw)
     receipts = Receipts(threading.BoundedSemaphore(len(chosen)))
-    futures = []
     for raw in chosen.values():
         acquire(receipts, sequencer)
-        futures.append(client.submit(raw))
-        receipts.track(futures[-1])
-    await_all(futures, receipts, sequencer, "warm-up")
+        receipts.track(client.submit(raw))
+    await_all(receipts, sequencer, "warm-up")
 
 
 def run_throughput(
@@ -238,14 +247,12 @@ def run_throughput(
 ) -> tuple[float, dict[str, float]]:
     """Seconds from the first submit to the last receipt, with at most `in_flight` awaiting their receipt."""
     receipts = Receipts(threading.BoundedSemaphore(in_flight))
-    futures: list[Future[Outcome]] = []
     cpu = CpuMeter(sequencer.process.pid)
     started = time.perf_counter()
     for raw in submissions:
         acquire(receipts, sequencer)
-        futures.append(client.submit(raw))
-        receipts.track(futures[-1])
-    await_all(futures, receipts, sequencer, "throughput")
+        receipts.track(client.submit(raw))
+    await_all(receipts, sequencer, "throughput")
     return receipts.last_at - started, cpu.stop()
 
 
@@ -264,7 +271,6 @@ def run_latency(
 ) -> LatencyRun:
     """Send at a paced `rate_per_s` and record submit -> receipt of each submission."""
     receipts = Receipts(threading.BoundedSemaphore(len(submissions)))
-    futures: list[Future[Outcome]] = []
     started = time.perf_counter()
     for index, raw in enumerate(submissions):
         delay = started + index / rate_per_s - time.perf_counter()
@@ -272,10 +278,9 @@ def run_latency(
             time.sleep(delay)
         acquire(receipts, sequencer)
         submitted_at = time.perf_counter()
-        futures.append(client.submit(raw))
-        receipts.track(futures[-1], submitted_at)
+        receipts.track(client.submit(raw), submitted_at)
     sending_s = time.perf_counter() - started
-    await_all(futures, receipts, sequencer, "latency")
+    await_all(receipts, sequencer, "latency")
     cuts = statistics.quantiles(receipts.latencies_ms, n=100, method="inclusive")
     return LatencyRun(
         rate_per_s=rate_per_s,

@@ -246,22 +246,31 @@ class Sequencer:
         last = writer.last_checkpoint()
         now = self.clock()
         if last is not None:
-            waited_ms = (parse_timestamp(now) - parse_timestamp(last.recorded_at)).total_seconds() * 1000
             grown = size - last.tree_size
-            if grown < self.checkpoint_policy.every_events and waited_ms < self.checkpoint_policy.interval_ms:
+            if grown < self.checkpoint_policy.every_events and not self._overdue(last, now):
                 return None
         return self._sign(partition, size, right_edge.root(), now)
+
+    def _overdue(self, last: Checkpointed, now: str) -> bool:
+        waited_ms = (parse_timestamp(now) - parse_timestamp(last.recorded_at)).total_seconds() * 1000
+        return waited_ms >= self.checkpoint_policy.interval_ms
 
     def _sign(self, partition: int, size: int, root: bytes, now: str) -> Checkpointed:
         checkpoint = Checkpoint(origin=origin_for(self.log.log_id, partition), size=size, root_hash=root)
         return Checkpointed(partition, size, sign_checkpoint(checkpoint, self.signer), now)
 
-    def seal(self, partitions: Sequence[int] | None = None) -> list[Checkpointed]:
-        """Checkpoint every partition whose tree grew since its last checkpoint (called on clean shutdown)."""
+    def seal(self, partitions: Sequence[int] | None = None, *, overdue_only: bool = False) -> list[Checkpointed]:
+        """Checkpoint every partition whose tree grew since its last checkpoint (called on clean shutdown).
+
+        `overdue_only` (the timer) skips a partition checkpointed less than `interval_ms` ago: while events flow,
+        the batches carry the checkpoints, and the timer only seals a tail that went quiet.
+        """
         sealed = []
         for partition in range(self.log.partition_count) if partitions is None else partitions:
             with self.log.writer(partition) as writer:
                 last = writer.last_checkpoint()
+                if overdue_only and last is not None and not self._overdue(last, self.clock()):
+                    continue
                 if last is not None and writer.size < last.tree_size:
                     raise ConfigError(
                         f"partition {partition} holds {writer.size} leaves but was checkpointed at {last.tree_size};"

@@ -49,6 +49,7 @@ from ledger.log.kafka import (
     stream_key,
 )
 from ledger.merkle import CompactRange, leaf_hash
+from ledger.sealer import seal_tick_s
 from ledger.sequencer import CheckpointPolicy, Sequencer
 from schemas.envelope import ZERO_HASH
 
@@ -349,8 +350,8 @@ class KafkaSequencer(ConsumerRebalanceListener):  # type: ignore[misc]
 
     def run(self, stop: threading.Event) -> None:
         """Sequence until `stop` is set; then seal what this instance owns and leave the group."""
-        interval_s = self.sequencer.checkpoint_policy.interval_ms / 1000
-        next_seal = time.monotonic() + interval_s
+        tick_s = seal_tick_s(self.sequencer.checkpoint_policy.interval_ms)
+        next_seal = time.monotonic() + tick_s
         # Partitions are independent (own producer, own replica): their transactions overlap on a thread pool,
         # while the consumer itself is only touched here, between polls.
         pool = ThreadPoolExecutor(max_workers=self.partition_count, thread_name_prefix="agent-ledger-partition")
@@ -368,9 +369,9 @@ class KafkaSequencer(ConsumerRebalanceListener):  # type: ignore[misc]
                 for partition, future in work.items():
                     self._settle(partition, *future.result())
                 if time.monotonic() >= next_seal:
-                    self._seal()
-                    next_seal = time.monotonic() + interval_s
-            self._seal()
+                    self._seal(pool)
+                    next_seal = time.monotonic() + tick_s
+            self._seal(pool, overdue_only=False)
         finally:
             pool.shutdown(wait=True)
             self.close()
@@ -436,10 +437,15 @@ class KafkaSequencer(ConsumerRebalanceListener):  # type: ignore[misc]
         self._catch_up(owned)
         self._rewind(TopicPartition(self.topics.intake, partition))
 
-    def _seal(self) -> None:
-        for partition in list(self._owned):
+    def _seal(self, pool: ThreadPoolExecutor, *, overdue_only: bool = True) -> None:
+        """Checkpoint the owned partitions whose tail went quiet (all grown ones on shutdown), in parallel."""
+        work = {
+            partition: pool.submit(self.sequencer.seal, [partition], overdue_only=overdue_only)
+            for partition in list(self._owned)
+        }
+        for partition, future in work.items():
             try:
-                self.sequencer.seal([partition])
+                future.result()
             except KafkaError as exc:
                 if not is_fenced(exc):
                     log.warning("partition %d: sealing failed (%s); recovering", partition, exc)

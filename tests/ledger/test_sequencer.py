@@ -70,3 +70,27 @@ def test_quiet_log_is_sealed_by_the_timer(tmp_path: Path) -> None:
         while ledger.checkpoints()[-1].tree_size < 2 and time.monotonic() < deadline:
             time.sleep(0.02)
         assert ledger.checkpoints()[-1].tree_size == 2
+
+
+def test_the_timer_seals_only_a_tail_whose_last_checkpoint_is_overdue(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    clock = FakeClock()
+    log = EmbeddedLog(settings.data_dir)
+    sequencer = Sequencer(
+        log,
+        load_signer(settings.private_key_path),
+        checkpoint_policy=CheckpointPolicy(every_events=1000, interval_ms=500),
+        clock=clock,
+    )
+    try:
+        sequencer.append(step())  # checkpoint at size 1, time 0
+        clock.advance(300)
+        sequencer.append(step())
+        assert sequencer.seal(overdue_only=True) == []  # busy: the next batch after 500 ms will carry one
+        clock.advance(199)
+        assert sequencer.seal(overdue_only=True) == []
+        clock.advance(1)
+        assert [cp.tree_size for cp in sequencer.seal(overdue_only=True)] == [2]
+        assert sequencer.seal(overdue_only=True) == []  # nothing new since
+    finally:
+        log.close()
