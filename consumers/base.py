@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import Any
 
 Envelope = dict[str, Any]
 
@@ -22,8 +22,8 @@ class Consumer(ABC):
     Table names starting with `consumer_` are the store's own and are reserved.
     """
 
-    name: ClassVar[str]
-    version: ClassVar[int] = 1
+    name: str
+    version: int = 1
 
     @abstractmethod
     def schema(self) -> list[str]:
@@ -35,6 +35,9 @@ class Consumer(ABC):
 
         Runs inside the transaction that also stores the new position; raising rolls both back.
         """
+
+    def after_commit(self) -> None:  # noqa: B027 - an optional hook, deliberately empty by default
+        """Called outside any transaction after each batch was applied and committed (e.g. to flush an outbox)."""
 
     def on_caught_up(self) -> None:  # noqa: B027 - an optional hook, deliberately empty by default
         """Called outside any transaction each time the runner reaches the end of the log after applying events."""

@@ -107,6 +107,7 @@ class ConsumerRunner:
             events = self._checked_events(partition, stored, records)
             self.consumer.apply(cursor, events)
             self.store.save_position(cursor, partition, records[-1].position, events[-1]["log"]["index"])
+        self.consumer.after_commit()
         return len(events)
 
     def _checked_events(

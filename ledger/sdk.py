@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
+from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ledger.config import Settings
 from ledger.errors import ConfigError, DuplicateEventId, SubmissionRefused
@@ -25,6 +26,9 @@ from ledger.sequencer import Outcome, RawSubmission, Sequencer
 from ledger.verify import VerifyReport, verify_log
 from schemas.envelope import Receipt, Submission
 
+if TYPE_CHECKING:
+    from consumers.service import ProjectionService
+
 
 class Ledger:
     """An open ledger: append, read, prove and verify."""
@@ -38,6 +42,12 @@ class Ledger:
         self._intake = intake
         self._sequencer: Sequencer | None = None
         self._sealer: Sealer | None = None
+        self._projections: ProjectionService | None = None
+
+    @property
+    def read_only(self) -> bool:
+        """True when this ledger cannot append (opened read-only)."""
+        return self._signer is None and self._intake is None
 
     @classmethod
     def open(
@@ -137,6 +147,17 @@ class Ledger:
             self.log, verifier or self.verifier_key(), allow_unsealed=allow_unsealed, on_progress=on_progress
         )
 
+    def projections(self, state_root: Path | None = None) -> ProjectionService:
+        """Mission state, memory views, trust, scope grants and `authorize`, from the projection stores under
+        `state_root` (default `<data>/consumers`). Call `.catch_up()` to fold what the log has that they lack."""
+        if self._projections is None or (state_root is not None and self._projections.state_root != state_root):
+            from consumers.service import ProjectionService  # consumers build on the ledger, not the reverse
+
+            if self._projections is not None:
+                self._projections.close()
+            self._projections = ProjectionService(self, state_root)
+        return self._projections
+
     def seal(self) -> list[Checkpointed]:
         return self.sequencer.seal()
 
@@ -147,6 +168,8 @@ class Ledger:
 
     def close(self) -> None:
         try:
+            if self._projections is not None:
+                self._projections.close()
             if self._sealer is not None:
                 self._sealer.stop()
             if self._sequencer is not None:

@@ -1,8 +1,10 @@
 """`agent-ledger consume NAME`: run a registered consumer (`consumers/registry.py`) against the ledger.
 
 With `--once` it catches up and prints one summary line; otherwise it follows the log until SIGINT/SIGTERM,
-reporting lag on stderr. State and position commit together in `<state>/<NAME>.sqlite` (DESIGN guarantee 7),
-so a killed consumer simply resumes. It opens the ledger read-only and never appends to it.
+reporting lag on stderr. State and position commit together in the consumer's store (DESIGN guarantee 7), so a
+killed consumer simply resumes. `counts` keeps `<state>/counts.sqlite` and never appends. The projections
+(mission, memory, trust, scope) keep `<state>/projections/NAME.sqlite` (the live generation) and append their
+decisions from the store's outbox through the normal append path, once each.
 """
 
 from __future__ import annotations
@@ -11,9 +13,12 @@ import argparse
 import signal
 import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from types import FrameType
 
+from consumers.generations import consumer_lock, live_dir
+from consumers.projection import OutboxPublisher, ProjectionConsumer
 from consumers.registry import consumer_for, known_consumers
 from consumers.runner import ConsumerRunner, RunnerProgress
 from consumers.store import ConsumerStore
@@ -42,8 +47,18 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--batch-size, --poll-ms and --report-s must be positive")
     consumer = consumer_for(args.name)
     settings = settings_from(args)
-    state_path = (args.state or settings.data_dir / "consumers") / f"{consumer.name}.sqlite"
-    with open_ledger(args, read_only=True) as ledger, ConsumerStore(state_path) as store:
+    state_root = args.state or settings.data_dir / "consumers"
+    projection = isinstance(consumer, ProjectionConsumer)
+    with ExitStack() as stack:
+        if projection:
+            stack.enter_context(consumer_lock(state_root))
+            state_path = live_dir(state_root) / f"{consumer.name}.sqlite"
+        else:
+            state_path = state_root / f"{consumer.name}.sqlite"
+        ledger = stack.enter_context(open_ledger(args, read_only=not projection))
+        store = stack.enter_context(ConsumerStore(state_path))
+        if isinstance(consumer, ProjectionConsumer):
+            consumer.publisher = OutboxPublisher(store, ledger.append_batch)
         runner = ConsumerRunner(ledger.log, consumer, store, batch_size=args.batch_size)
         if args.once:
             applied = _catch_up_with_progress_bar(runner)

@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from ledger.cli import append, consume, demo, kafka, keys, read, sequencer, verify
+from ledger.cli import append, authorize, consume, demo, kafka, keys, projections, read, sequencer, verify
 from ledger.errors import LedgerError
 
 
@@ -19,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="agent-ledger", description="Agent Ledger: the tamper-evident trust boundary for AI agents."
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (demo, append, read, verify, keys, sequencer, kafka, consume):
+    for module in (demo, append, read, verify, keys, sequencer, kafka, consume, projections, authorize):
         module.register(commands)
     return parser
 

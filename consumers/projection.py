@@ -1,0 +1,245 @@
+"""Runs a pure projection (`projections/`) as a consumer: its entities, the policy in force and an outbox.
+
+Per batch it loads the entities the events name, folds each event under the policy in force for its tenant
+(the last `policy.activated` seen in the log, the shipped default before any), stores the entities back and
+queues the projection's decisions in an outbox, all in the transaction that stores the position (guarantee 7).
+After the commit the outbox is appended through the normal append path; a decision's event id is derived from
+its cause, so a crash between append and bookkeeping, a restart or a replay appends nothing twice. A shadow
+rebuild runs the same fold under a fixed policy and queues nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Generic, TypeVar
+
+import orjson
+
+from consumers.base import Consumer, Envelope
+from consumers.store import ConsumerStore
+from ledger.errors import DuplicateEventId, LedgerError, SubmissionRefused
+from projections.base import Decision, Projection
+from projections.policy import Policy, parse_policy
+
+log = logging.getLogger(__name__)
+
+E = TypeVar("E")
+AppendBatch = Callable[[list[dict[str, Any]]], Sequence[object]]
+
+PROJECTION_TABLES = [
+    "CREATE TABLE entities (key TEXT PRIMARY KEY, tenant TEXT NOT NULL, data BLOB NOT NULL) WITHOUT ROWID",
+    "CREATE INDEX entities_by_tenant ON entities (tenant, key)",
+    "CREATE TABLE policies (tenant TEXT NOT NULL, policy_id TEXT NOT NULL, document BLOB NOT NULL,"
+    " PRIMARY KEY (tenant, policy_id)) WITHOUT ROWID",
+    "CREATE TABLE active_policies (tenant TEXT PRIMARY KEY, policy_id TEXT NOT NULL, event_id TEXT) WITHOUT ROWID",
+    "CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL, tenant TEXT NOT NULL,"
+    " submission BLOB NOT NULL, state TEXT NOT NULL DEFAULT 'pending', detail TEXT, UNIQUE (tenant, event_id))",
+]
+CHUNK = 500  # bound parameters per IN (...)
+
+
+def encode_entity(data: dict[str, Any]) -> bytes:
+    return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+
+
+def policy_submissions(tenant: str, policy: Policy, *, source: str | None = None) -> list[dict[str, Any]]:
+    """`policy.published` then `policy.activated` for `policy` in `tenant`, with ids derived from the policy id,
+    so every projection (and every restart) that publishes the same policy appends it once."""
+    digest = policy.policy_id.removeprefix("sha256:")[:40]
+    actor = {"kind": "system", "id": "agent-ledger"}
+    published: dict[str, Any] = {
+        "event_id": f"policy-published:{digest}",
+        "tenant": tenant,
+        "stream": f"policy/{policy.name}",
+        "type": "policy.published",
+        "actor": actor,
+        "payload": {
+            "policy_id": policy.policy_id,
+            "name": policy.name,
+            "version": policy.version,
+            "content": policy.document,
+            **({"source": source} if source else {}),
+        },
+    }
+    activated: dict[str, Any] = {
+        "event_id": f"policy-activated:{digest}",
+        "tenant": tenant,
+        "stream": f"policy/{policy.name}",
+        "type": "policy.activated",
+        "actor": actor,
+        "causation_id": published["event_id"],
+        "payload": {"policy_id": policy.policy_id, "name": policy.name, "version": policy.version},
+    }
+    return [published, activated]
+
+
+class ProjectionConsumer(Consumer, Generic[E]):
+    """A projection fed by the runner. `fixed_policy` (a shadow rebuild) folds every tenant under that policy,
+    ignores activations in the log and queues no decisions."""
+
+    def __init__(self, projection: Projection[E], fallback: Policy, *, fixed_policy: Policy | None = None) -> None:
+        self.projection = projection
+        self.name = projection.name
+        self.version = projection.version
+        self.fallback = fallback
+        self.fixed_policy = fixed_policy
+        self.publisher: OutboxPublisher | None = None
+        self._parsed: dict[str, Policy] = {fallback.policy_id: fallback}
+
+    def schema(self) -> list[str]:
+        return list(PROJECTION_TABLES)
+
+    # -- folding ----------------------------------------------------------------------------------------
+
+    def apply(self, cursor: sqlite3.Cursor, events: list[Envelope]) -> None:
+        keys_per_event = [list(self.projection.keys(event)) for event in events]
+        entities = self._load(cursor, {key for keys in keys_per_event for key in keys})
+        touched_keys: set[str] = set()
+        decisions: list[Decision] = []
+        active: dict[str, Policy] = {}
+        for event, keys in zip(events, keys_per_event, strict=True):
+            if self.fixed_policy is None and event["type"] in ("policy.published", "policy.activated"):
+                self._track_policy(cursor, event, active)
+            if not keys:
+                continue
+            touched = {key: entities[key] for key in keys if key in entities}
+            decisions.extend(self.projection.apply(touched, event, self._policy_for(cursor, event["tenant"], active)))
+            entities.update(touched)
+            touched_keys.update(touched)
+        cursor.executemany(
+            "INSERT INTO entities VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET data = excluded.data",
+            [
+                (key, key.split("/", 1)[0], encode_entity(self.projection.encode(entities[key])))
+                for key in sorted(touched_keys)
+            ],
+        )
+        if self.fixed_policy is None and decisions:
+            self._queue(cursor, decisions)
+
+    def fold(self, entities: dict[str, E], events: Iterable[Envelope]) -> None:
+        """Fold events into in-memory entities under the fixed policy (a rebuild's fast path: no store)."""
+        policy = self.fixed_policy or self.fallback
+        keys_of, apply = self.projection.keys, self.projection.apply
+        for event in events:
+            keys = list(keys_of(event))
+            if keys:
+                touched = {key: entities[key] for key in keys if key in entities}
+                apply(touched, event, policy)
+                entities.update(touched)
+
+    def _load(self, cursor: sqlite3.Cursor, keys: set[str]) -> dict[str, E]:
+        loaded: dict[str, E] = {}
+        ordered = sorted(keys)
+        for start in range(0, len(ordered), CHUNK):
+            chunk = ordered[start : start + CHUNK]
+            cursor.execute(f"SELECT key, data FROM entities WHERE key IN ({','.join('?' * len(chunk))})", chunk)
+            for key, data in cursor.fetchall():
+                loaded[key] = self.projection.decode(orjson.loads(data))
+        return loaded
+
+    # -- policies ---------------------------------------------------------------------------------------
+
+    def _track_policy(self, cursor: sqlite3.Cursor, event: Envelope, active: dict[str, Policy]) -> None:
+        tenant, payload = event["tenant"], event["payload"]
+        if event["type"] == "policy.published":
+            try:
+                policy = parse_policy(payload["content"], f"policy.published {event['event_id']}")
+            except LedgerError as exc:  # in the log already; a projection cannot use it, and says so once
+                log.warning("%s: %s", self.projection.name, exc)
+                return
+            if policy.policy_id != payload["policy_id"]:
+                log.warning(
+                    "%s: policy.published %s names the wrong policy_id", self.projection.name, event["event_id"]
+                )
+                return
+            self._parsed[policy.policy_id] = policy
+            cursor.execute(
+                "INSERT OR IGNORE INTO policies VALUES (?, ?, ?)",
+                (tenant, policy.policy_id, encode_entity(policy.document)),
+            )
+            return
+        policy_id = payload["policy_id"]
+        if self._document(cursor, tenant, policy_id) is None:
+            log.warning(
+                "%s: policy.activated %s names unpublished %s", self.projection.name, event["event_id"], policy_id
+            )
+            return
+        cursor.execute(
+            "INSERT INTO active_policies VALUES (?, ?, ?) ON CONFLICT (tenant) DO UPDATE"
+            " SET policy_id = excluded.policy_id, event_id = excluded.event_id",
+            (tenant, policy_id, event["event_id"]),
+        )
+        active.pop(tenant, None)
+
+    def _document(self, cursor: sqlite3.Cursor, tenant: str, policy_id: str) -> Policy | None:
+        cursor.execute("SELECT document FROM policies WHERE tenant=? AND policy_id=?", (tenant, policy_id))
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        if policy_id not in self._parsed:
+            self._parsed[policy_id] = parse_policy(orjson.loads(row[0]), f"stored policy {policy_id}")
+        return self._parsed[policy_id]
+
+    def _policy_for(self, cursor: sqlite3.Cursor, tenant: str, active: dict[str, Policy]) -> Policy:
+        if self.fixed_policy is not None:
+            return self.fixed_policy
+        if tenant not in active:
+            cursor.execute("SELECT policy_id FROM active_policies WHERE tenant=?", (tenant,))
+            row = cursor.fetchone()
+            found = None if row is None else self._document(cursor, tenant, str(row[0]))
+            active[tenant] = found or self.fallback
+        return active[tenant]
+
+    # -- the outbox -------------------------------------------------------------------------------------
+
+    def _queue(self, cursor: sqlite3.Cursor, decisions: list[Decision]) -> None:
+        rows: list[tuple[str, str, bytes]] = []
+        for tenant in sorted({d.tenant for d in decisions if d.policy_id == self.fallback.policy_id}):
+            cursor.execute("SELECT 1 FROM active_policies WHERE tenant=?", (tenant,))
+            if cursor.fetchone() is None:  # a policy enters the log before a decision cites it
+                rows.extend((s["event_id"], tenant, orjson.dumps(s)) for s in policy_submissions(tenant, self.fallback))
+        rows.extend((d.event_id, d.tenant, orjson.dumps(d.submission())) for d in decisions)
+        cursor.executemany("INSERT OR IGNORE INTO outbox (event_id, tenant, submission) VALUES (?, ?, ?)", rows)
+
+    def after_commit(self) -> None:
+        if self.publisher is not None:
+            self.publisher.publish()
+
+
+class OutboxPublisher:
+    """Appends a projection store's pending decisions through the ledger's append path, in queue order."""
+
+    def __init__(self, store: ConsumerStore, append_batch: AppendBatch, batch_size: int = 200) -> None:
+        self.store = store
+        self.append_batch = append_batch
+        self.batch_size = batch_size
+
+    def publish(self) -> int:
+        """Append every pending decision; return how many were appended now (duplicates count as done)."""
+        appended = 0
+        while True:
+            with self.store.read() as cursor:
+                cursor.execute(
+                    "SELECT id, submission FROM outbox WHERE state='pending' ORDER BY id LIMIT ?", (self.batch_size,)
+                )
+                pending = [(int(row[0]), orjson.loads(row[1])) for row in cursor.fetchall()]
+            if not pending:
+                return appended
+            outcomes = self.append_batch([submission for _, submission in pending])
+            marks: list[tuple[str, str | None, int]] = []
+            for (row_id, _), outcome in zip(pending, outcomes, strict=True):
+                if isinstance(outcome, DuplicateEventId) or not isinstance(outcome, SubmissionRefused):
+                    marks.append(("appended", None, row_id))
+                    appended += not isinstance(outcome, DuplicateEventId)
+                else:  # a bug in a projection, not in the input: keep it, with the reason, for an operator
+                    log.error("decision refused by the ledger: %s: %s", outcome.reason_code, outcome)
+                    marks.append(("refused", f"{outcome.reason_code}: {outcome}", row_id))
+            with self.store.transaction() as cursor:
+                cursor.executemany("UPDATE outbox SET state=?, detail=? WHERE id=?", marks)
+
+    def pending(self) -> int:
+        with self.store.read() as cursor:
+            cursor.execute("SELECT COUNT(*) FROM outbox WHERE state='pending'")
+            return int(cursor.fetchone()[0])

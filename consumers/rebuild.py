@@ -1,0 +1,317 @@
+"""Rebuild every projection from the log under a new policy into shadow stores, diff them, promote them.
+
+`rebuild` folds the whole log in memory under a fixed policy (no per-batch store writes, so it is fast) and
+writes the four stores of a new generation, with their positions at the end of the replayed log; the live
+stores keep serving meanwhile. `diff` compares each entity's `summary` in the live and the shadow stores.
+`promote` catches the shadow up to the log's end, switches the generation atomically, and appends
+`policy.published` / `policy.activated` and the scope changes the new policy makes, as events.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from consumers.generations import (
+    SHADOW,
+    live_dir,
+    new_generation,
+    point,
+    promotion_lock,
+    shadow_dir,
+)
+from consumers.projection import ProjectionConsumer, encode_entity, policy_submissions
+from consumers.runner import ConsumerRunner
+from consumers.store import ConsumerStore
+from ledger.errors import ConfigError, DuplicateEventId, SubmissionRefused, UsageError, VerificationFailed
+from ledger.log.base import LogBackend
+from projections.base import Projection
+from projections.policy import LEVELS, Policy, parse_policy
+
+MANIFEST = "manifest.json"
+Progress = Callable[[int, int], None]  # (events replayed, events in the log)
+
+
+@dataclass(frozen=True)
+class RebuildResult:
+    rebuild_id: str
+    policy_id: str
+    policy_version: int
+    generation: str
+    events: int
+    seconds: float
+    entities: dict[str, int]
+    tenants: list[str]
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
+
+
+@dataclass(frozen=True)
+class Change:
+    projection: str
+    tenant: str
+    entity: str  # the entity key without its tenant
+    field: str
+    live: Any
+    shadow: Any
+
+
+@dataclass
+class Diff:
+    rebuild_id: str
+    policy_id: str
+    changes: list[Change] = field(default_factory=list)
+
+    def by_projection(self) -> dict[str, list[Change]]:
+        grouped: dict[str, list[Change]] = {}
+        for change in self.changes:
+            grouped.setdefault(change.projection, []).append(change)
+        return grouped
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "rebuild_id": self.rebuild_id,
+            "policy_id": self.policy_id,
+            "changes": [asdict(change) for change in self.changes],
+        }
+
+
+def store_path(generation: Path, name: str) -> Path:
+    return generation / f"{name}.sqlite"
+
+
+def rebuild(
+    log: LogBackend,
+    state_root: Path,
+    policy: Policy,
+    projections: Sequence[Projection[Any]],
+    *,
+    source: str | None = None,
+    on_progress: Progress | None = None,
+) -> RebuildResult:
+    """Replay the whole log under `policy` into a new shadow generation; the live stores are not touched."""
+    started = time.perf_counter()
+    ends = {partition: log.end_position(partition) for partition in range(log.partition_count)}
+    total = sum(log.size(partition) for partition in range(log.partition_count))
+    material = f"{log.log_id}\n{policy.policy_id}\n{sorted(ends.items())}"
+    rebuild_id = "rb-" + hashlib.sha256(material.encode()).hexdigest()[:16]
+    consumers = [ProjectionConsumer(projection, policy, fixed_policy=policy) for projection in projections]
+    folds = [(c.projection.keys, c.projection.apply, {}) for c in consumers]  # type: ignore[var-annotated]
+    positions: dict[int, tuple[int, int]] = {}
+    tenants: set[str] = set()
+    replayed = 0
+    for partition, end in ends.items():
+        if end is None:
+            continue
+        for expected, record in enumerate(log.read(partition)):
+            if record.position > end:
+                break
+            event = orjson.loads(record.envelope_bytes)
+            index = event["log"]["index"]
+            if index != expected:
+                raise VerificationFailed(
+                    f"rebuild: partition {partition} has log index {index} where {expected} was due"
+                )
+            tenants.add(event["tenant"])
+            for keys_of, apply, entities in folds:
+                keys = keys_of(event)
+                if keys:
+                    touched = {key: entities[key] for key in keys if key in entities}
+                    apply(touched, event, policy)
+                    entities.update(touched)
+            positions[partition] = (record.position, index)
+            replayed += 1
+            if on_progress is not None and replayed % 5000 == 0:
+                on_progress(replayed, total)
+    if on_progress is not None:
+        on_progress(replayed, total)
+
+    generation = new_generation(state_root, f"gen-{rebuild_id}")
+    counts: dict[str, int] = {}
+    for consumer, (_, _, entities) in zip(consumers, folds, strict=True):
+        counts[consumer.name] = len(entities)
+        _write_store(store_path(generation, consumer.name), consumer, log.log_id, entities, positions, tenants, policy)
+    result = RebuildResult(
+        rebuild_id=rebuild_id,
+        policy_id=policy.policy_id,
+        policy_version=policy.version,
+        generation=generation.name,
+        events=replayed,
+        seconds=time.perf_counter() - started,
+        entities=counts,
+        tenants=sorted(tenants),
+    )
+    manifest = {**asdict(result), "policy": policy.document, "source": source}
+    (generation / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    point(state_root, SHADOW, generation)
+    return result
+
+
+def _write_store(
+    path: Path,
+    consumer: ProjectionConsumer[Any],
+    log_id: str,
+    entities: dict[str, Any],
+    positions: dict[int, tuple[int, int]],
+    tenants: set[str],
+    policy: Policy,
+) -> None:
+    encode = consumer.projection.encode
+    document = encode_entity(policy.document)
+    with ConsumerStore(path) as store:
+        store.prepare(consumer, log_id)
+        with store.transaction() as cursor:
+            cursor.executemany(
+                "INSERT INTO entities VALUES (?, ?, ?)",
+                [
+                    (key, key.split("/", 1)[0], encode_entity(encode(entity)))
+                    for key, entity in sorted(entities.items())
+                ],
+            )
+            # The live consumer continues under this policy once the generation is promoted.
+            cursor.executemany(
+                "INSERT INTO policies VALUES (?, ?, ?)", [(t, policy.policy_id, document) for t in sorted(tenants)]
+            )
+            cursor.executemany(
+                "INSERT INTO active_policies VALUES (?, ?, NULL)", [(t, policy.policy_id) for t in sorted(tenants)]
+            )
+            for partition, (position, index) in sorted(positions.items()):
+                store.save_position(cursor, partition, position, index)
+
+
+def read_manifest(generation: Path) -> dict[str, Any]:
+    try:
+        manifest: dict[str, Any] = json.loads((generation / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{generation} is not a finished rebuild ({MANIFEST}: {exc})") from None
+    return manifest
+
+
+def _shadow(state_root: Path) -> tuple[Path, dict[str, Any]]:
+    generation = shadow_dir(state_root)
+    if generation is None:
+        raise UsageError("no rebuild to compare or promote; run `agent-ledger projections rebuild --policy FILE`")
+    return generation, read_manifest(generation)
+
+
+def diff(state_root: Path, projections: Sequence[Projection[Any]]) -> Diff:
+    """What the shadow generation would change, entity by entity, in the facts each projection summarises."""
+    generation, manifest = _shadow(state_root)
+    live = live_dir(state_root)
+    result = Diff(manifest["rebuild_id"], manifest["policy_id"])
+    for projection in projections:
+        before = _summaries(store_path(live, projection.name), projection)
+        after = _summaries(store_path(generation, projection.name), projection)
+        for key in sorted(before.keys() | after.keys()):
+            tenant, _, entity = key.partition("/")
+            old, new = before.get(key, {}), after.get(key, {})
+            for name in sorted(old.keys() | new.keys()):
+                if old.get(name) != new.get(name):
+                    result.changes.append(Change(projection.name, tenant, entity, name, old.get(name), new.get(name)))
+    return result
+
+
+def _summaries(path: Path, projection: Projection[Any]) -> dict[str, dict[str, Any]]:
+    if not path.exists():
+        return {}
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = connection.execute("SELECT key, data FROM entities ORDER BY key").fetchall()
+    except sqlite3.Error as exc:
+        raise ConfigError(f"cannot read projection store {path}: {exc}") from None
+    finally:
+        connection.close()
+    return {str(key): projection.summary(projection.decode(orjson.loads(data))) for key, data in rows}
+
+
+@dataclass(frozen=True)
+class Promotion:
+    rebuild_id: str
+    policy_id: str
+    caught_up: int  # events applied to the shadow after the rebuild, before the switch
+    appended: int  # events recorded: policy.published / policy.activated and the scope changes
+    scope_changes: int
+
+
+AppendBatch = Callable[[list[dict[str, Any]]], Sequence[object]]
+
+
+def promote(
+    log: LogBackend,
+    state_root: Path,
+    projections: Sequence[Projection[Any]],
+    append_batch: AppendBatch,
+    *,
+    reason: str | None = None,
+) -> Promotion:
+    """Catch the shadow up, switch it live atomically, and record the activation and scope changes."""
+    with promotion_lock(state_root):
+        generation, manifest = _shadow(state_root)
+        policy = parse_policy(manifest["policy"], f"{generation / MANIFEST}")
+        caught_up = 0
+        for projection in projections:
+            consumer = ProjectionConsumer(projection, policy, fixed_policy=policy)
+            with ConsumerStore(store_path(generation, projection.name)) as store:
+                caught_up += ConsumerRunner(log, consumer, store).catch_up()
+        changes = [c for c in diff(state_root, projections).changes if c.projection == "scope"]
+        point(state_root, "projections", generation)
+    rebuild_id = manifest["rebuild_id"]
+    submissions: list[dict[str, Any]] = []
+    for tenant in manifest["tenants"]:
+        published, activated = policy_submissions(tenant, policy, source=manifest.get("source"))
+        activated["event_id"] = f"policy-activated:{rebuild_id}"
+        activated["payload"]["rebuild_id"] = rebuild_id
+        if reason:
+            activated["payload"]["reason"] = reason[:500]
+        submissions += [published, activated]
+    submissions += [_scope_change(change, policy, rebuild_id) for change in changes]
+    outcomes = append_batch(submissions)
+    refused = [o for o in outcomes if isinstance(o, SubmissionRefused) and not isinstance(o, DuplicateEventId)]
+    if refused:
+        raise ConfigError(f"promotion switched the stores, but recording it was refused: {refused[0]}")
+    appended = sum(not isinstance(o, SubmissionRefused) for o in outcomes)
+    return Promotion(rebuild_id, policy.policy_id, caught_up, appended, len(changes))
+
+
+def _scope_change(change: Change, policy: Policy, rebuild_id: str) -> dict[str, Any]:
+    """The event that records one (agent, tool) level the promotion changed; the scope projection's own kind."""
+    agent_id = change.entity.split("/", 1)[1]
+    tool = change.field.removeprefix("tool:")
+    order: dict[str, int] = {level: rank for rank, level in enumerate(LEVELS)}
+    activation = f"policy-activated:{rebuild_id}"
+    common = {
+        "tool": tool,
+        "reason": f"policy {policy.name} v{policy.version} promoted (rebuild {rebuild_id})",
+        "evidence_event_ids": [activation],
+        "policy_id": policy.policy_id,
+        "policy_version": policy.version,
+    }
+    if change.shadow is None:
+        event_type, payload = "scope.revoked", common
+    elif change.live is None:
+        event_type, payload = "scope.granted", {**common, "level": change.shadow}
+    else:
+        widened = order[str(change.shadow)] > order[str(change.live)]
+        event_type = "scope.widened" if widened else "scope.narrowed"
+        payload = {**common, "level": change.shadow, "previous_level": change.live}
+    digest = hashlib.sha256(f"{rebuild_id}\n{change.entity}\n{tool}".encode()).hexdigest()[:32]
+    return {
+        "event_id": f"promote:{digest}",
+        "tenant": change.tenant,
+        "stream": f"agent/{agent_id}",
+        "type": event_type,
+        "actor": {"kind": "policy", "id": "projection:scope"},
+        "agent_id": agent_id,
+        "causation_id": activation,
+        "payload": payload,
+    }
