@@ -207,6 +207,10 @@ class ProjectionConsumer(Consumer, Generic[E]):
         if self.publisher is not None:
             self.publisher.publish()
 
+    def on_caught_up(self) -> None:
+        # Also on arrival: a restart after a crash between commit and append finds the rows still pending.
+        self.after_commit()
+
 
 class OutboxPublisher:
     """Appends a projection store's pending decisions through the ledger's append path, in queue order."""
