@@ -60,6 +60,7 @@ class ProjectionService:
         self.fallback = default_policy()
         self._stores: dict[str, ConsumerStore] = {}
         self._runners: dict[str, ConsumerRunner] = {}
+        self._policies: dict[str, Policy] = {}
 
     def store(self, name: str) -> ConsumerStore:
         if name not in PROJECTIONS:
@@ -97,13 +98,16 @@ class ProjectionService:
     def policy(self, tenant: str) -> Policy:
         """The policy in force for `tenant` as the scope store has seen it (the shipped default before any)."""
         with self.store("scope").read() as cursor:
-            cursor.execute(
-                "SELECT p.document FROM active_policies a JOIN policies p"
-                " ON p.tenant = a.tenant AND p.policy_id = a.policy_id WHERE a.tenant=?",
-                (tenant,),
-            )
+            cursor.execute("SELECT policy_id FROM active_policies WHERE tenant=?", (tenant,))
             row = cursor.fetchone()
-        return self.fallback if row is None else parse_policy(orjson.loads(row[0]), f"policy of {tenant}")
+            if row is None:
+                return self.fallback
+            policy_id = str(row[0])
+            if policy_id not in self._policies:  # parsed once: a policy is immutable by its id
+                cursor.execute("SELECT document FROM policies WHERE tenant=? AND policy_id=?", (tenant, policy_id))
+                document = orjson.loads(cursor.fetchone()[0])
+                self._policies[policy_id] = parse_policy(document, f"policy {policy_id} of {tenant}")
+        return self._policies[policy_id]
 
     def mission(self, tenant: str, mission_id: str) -> dict[str, Any] | None:
         data = self._entity("mission", entity_key(tenant, "mission", mission_id))

@@ -10,6 +10,8 @@ is the caller's (`consumers/policy_files.py`), so projections stay free of I/O.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -56,7 +58,8 @@ class TrustSignal(Section):
 
     event: str = Field(description="The event type, e.g. 'tool.call.failed'.")
     when: dict[str, str] = Field(
-        default_factory=dict, description="Payload fields that must have these values, e.g. {outcome = 'success'}."
+        default_factory=dict,
+        description="Payload fields that must have these values, e.g. {outcome = 'success'}; '*': any value.",
     )
     dimension: str = Field(description="The dimension it counts on; '$dimension' takes the payload's dimension.")
     effect: Literal["success", "failure"] = Field(description="Whether it is good or bad evidence.")
@@ -125,14 +128,20 @@ class Policy(BaseModel):
                 )
         return self
 
-    @property
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Policy:
+        copied = super().model_copy(update=update, deep=deep)
+        for cached in ("document", "policy_id"):  # a copy with changes is another policy
+            copied.__dict__.pop(cached, None)
+        return copied
+
+    @cached_property
     def document(self) -> dict[str, Any]:
         """The canonical content: what `policy.published` carries and the id is computed over."""
         return self.model_dump(mode="json")
 
-    @property
+    @cached_property
     def policy_id(self) -> str:
-        return policy_id_of(self.document)
+        return policy_id_of(self.document)  # computed once: folds cite it on every decision
 
 
 def policy_id_of(document: dict[str, Any]) -> str:

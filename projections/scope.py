@@ -174,7 +174,8 @@ class ScopeProjection(Projection[AgentScope]):
             tool = scope.open_calls.pop(payload["call_id"], None) if payload.get("call_id") is not None else None
             if tool is not None:
                 return self._violation(scope, event, policy, tool, f"a human denied approval of a {tool} call")
-        elif kind == "policy.decision" and payload["decision"] == "deny":
+        elif kind == "policy.decision" and payload["decision"] == "deny" and _decides_a_call(payload):
+            # Only a denied attempt is a violation; a recorded pre-check ("could it?") names no call.
             if payload.get("call_id") is not None:
                 scope.open_calls.pop(payload["call_id"], None)
             why = f"policy denied a {payload['tool']} call ({payload['rule']})"
@@ -349,6 +350,10 @@ def _count(grant: ToolGrant, effect: Effect, event_id: str) -> None:
     if event_id not in cited:
         cited.append(event_id)
         del cited[:-MAX_CITED]
+
+
+def _decides_a_call(payload: dict[str, Any]) -> bool:
+    return payload.get("call_id") is not None or payload.get("request_event_id") is not None
 
 
 def _remember_call(scope: AgentScope, call_id: str, tool: str) -> None:

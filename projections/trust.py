@@ -154,7 +154,7 @@ def _dimension(signal: TrustSignal, event: Envelope) -> str | None:
         return None
     payload = event["payload"]
     for field_name, wanted in signal.when.items():
-        if field_name not in payload or _as_text(payload[field_name]) != wanted:
+        if payload.get(field_name) is None or (wanted != "*" and _as_text(payload[field_name]) != wanted):
             return None
     if signal.dimension != "$dimension":
         return signal.dimension

@@ -96,6 +96,14 @@ def print_summary(console: Console, summary: DemoSummary) -> None:
     console.rule("2. Missions", align="left")
     _print_missions(console, summary, tenants)
 
+    if summary.decisions_by_type:
+        decided = ", ".join(f"{count} {kind}" for kind, count in summary.decisions_by_type.most_common())
+        console.print(
+            f"Governance loop: the mission, trust and scope projections folded the day in "
+            f"{summary.projection_seconds:.1f} s and appended {summary.decisions} decisions, each citing its cause: "
+            f"{decided}."
+        )
+
     console.print()
     console.rule("3. Tool calls under policy", align="left")
     _print_tool_calls(console, summary, tenants)
@@ -126,6 +134,11 @@ def print_summary(console: Console, summary: DemoSummary) -> None:
         (f"agent-ledger verify --data {data}", "re-check every hash, chain, root and signature"),
         (f"agent-ledger checkpoint --data {data}", "the latest signed checkpoint and the verifier key"),
         (f"agent-ledger rejections --data {data}", "every refused submission with its reason"),
+        (f"agent-ledger consume trust --once --data {data}", "fold the log into trust scores; changes become events"),
+        (
+            f"agent-ledger authorize --data {data} --tenant acme --agent a-coder-7 --tool ci.run_tests --level canary",
+            "may this agent call this tool? answered from the scope grants and recorded",
+        ),
     ):
         console.print(Text(f"  {command}", style="bold"), soft_wrap=True)
         console.print(f"      {why}", style="dim")

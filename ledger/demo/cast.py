@@ -12,13 +12,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from consumers.policy_files import default_policy
+from projections.policy import parse_policy
+
 DEMO_SEED = 20250303
 MISSIONS_PER_TENANT = 80
 BASE_TIME = datetime(2025, 3, 3, 8, 0, tzinfo=UTC)
 """When the demo day starts: every occurred_at is this plus a seeded offset."""
 
 POLICY_ACTOR = "scope-grants"
-MISSION_STATE_ACTOR = "mission-state"
 HARNESS_ACTOR = "harness"
 
 
@@ -322,14 +324,13 @@ def text_digest(text: str) -> str:
 
 
 def policy_content(spec: TenantSpec) -> dict[str, Any]:
-    """The body of the tenant's policy 'default' v3, as published: its digest is the policy_id."""
-    return {
-        "name": "default",
+    """The body of the tenant's policy 'default' v3, as published: its digest is the policy_id. It is the shipped
+    default with slower scope changes, a document the projections validate and fold under."""
+    base = default_policy().document
+    document = {
+        **base,
         "version": 3,
-        "trust": {"prior": 0.5, "half_life_events": 200, "min_evidence": 5},
-        "scope": {"narrow_after_failures": 3, "widen_after_successes": 20},
-        "tools": {
-            tool: {"max_level": level, "requires_approval": approval}
-            for tool, (level, approval) in sorted(spec.policy_tools.items())
-        },
+        "description": f"{spec.tenant}: scopes narrow after three failures and widen after twenty successes.",
+        "scope": {**base["scope"], "failures_to_narrow": 3, "successes_to_widen": 20},
     }
+    return parse_policy(document, f"demo policy of {spec.tenant}").document

@@ -15,7 +15,6 @@ from ledger.clock import format_timestamp
 from ledger.demo.cast import (
     BASE_TIME,
     HARNESS_ACTOR,
-    MISSION_STATE_ACTOR,
     REVISED_AGENT,
     TENANTS,
     MissionTemplate,
@@ -260,14 +259,13 @@ class MissionPlanner(ToolCallPlanner):
         )
 
     def _abandon(self, mission: MissionInProgress, requester: str) -> None:
-        request = self._mission_event(
+        self._mission_event(
             mission,
             "mission.close.requested",
             ("human", requester),
             {"status": "abandoned", "summary": "Priorities changed; the requester withdrew the mission."},
             after=(300, 3600),
         )
-        self._close(mission, request)
 
     def _finish(self, mission: MissionInProgress, template: MissionTemplate, failure: str | None) -> None:
         rng = self.rng
@@ -319,40 +317,17 @@ class MissionPlanner(ToolCallPlanner):
         held_back = pending.pop() if pending and not failure and rng.random() < 0.1 else None
         for criterion, evidence in pending:
             self._attach(mission, criterion, evidence)
-        request = self._request_close(mission, status, summary)
+        self._request_close(mission, status, summary)
         if held_back is not None:
+            # Asked too early: the mission projection refuses this close (the criterion lacks evidence), the
+            # agent attaches what it held back and asks again.
             criterion, evidence = held_back
-            self._policy_answer(
-                mission,
-                "mission.close.refused",
-                MISSION_STATE_ACTOR,
-                {
-                    "request_event_id": request["event_id"],
-                    "reasons": [f"criterion '{criterion}' has no evidence"],
-                    "missing_criteria": [criterion],
-                    "policy_id": self._policy_ids[mission.tenant.tenant],
-                    "policy_version": 3,
-                },
-                request,
-            )
             self._attach(mission, criterion, evidence)
-            request = self._request_close(mission, status, summary)
-        self._close(mission, request)
+            self._request_close(mission, status, summary)
 
     def _request_close(self, mission: MissionInProgress, status: str, summary: str) -> dict[str, Any]:
         return self._mission_event(
             mission, "mission.close.requested", ("agent", mission.owner), {"status": status, "summary": summary}
-        )
-
-    def _close(self, mission: MissionInProgress, request: dict[str, Any]) -> None:
-        """The mission-state policy closes the mission with the status and summary the close `request` asked for."""
-        asked = request["payload"]
-        self._policy_answer(
-            mission,
-            "mission.closed",
-            MISSION_STATE_ACTOR,
-            {"status": asked["status"], "summary": asked["summary"], "request_event_id": request["event_id"]},
-            request,
         )
 
     def _attach(self, mission: MissionInProgress, criterion: str, evidence: list[tuple[str, str]]) -> None:

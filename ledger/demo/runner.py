@@ -67,6 +67,9 @@ class DemoSummary:
     submissions: int = 0
     events: int = 0
     append_seconds: float = 0.0
+    decisions: int = 0  # events the projections appended
+    decisions_by_type: Counter[str] = field(default_factory=Counter)
+    projection_seconds: float = 0.0
     verify_seconds: float = 0.0
     first_occurred_at: str = ""
     last_occurred_at: str = ""
@@ -180,7 +183,14 @@ def run_demo(
             done += len(batch)
             if on_progress is not None:
                 on_progress(done, len(plan))
-    summary.append_seconds = time.perf_counter() - started
+        summary.append_seconds = time.perf_counter() - started
+        # The governance loop: the projections fold the day and append their decisions (closures and refused
+        # closes, trust changes, scope narrowed or widened) through the same append path, each once.
+        started = time.perf_counter()
+        before = ledger.log.size(0)
+        ledger.projections(data_dir / "consumers").catch_up()
+        summary.decisions = ledger.log.size(0) - before
+        summary.projection_seconds = time.perf_counter() - started
 
     started = time.perf_counter()
     with Ledger.open(settings, create=False, read_only=True) as ledger:
@@ -228,6 +238,8 @@ def _tally(ledger: Ledger, summary: DemoSummary) -> None:
         summary.first_occurred_at = min(summary.first_occurred_at or envelope["occurred_at"], envelope["occurred_at"])
         summary.last_occurred_at = max(summary.last_occurred_at, envelope["occurred_at"])
         summary.events_by_tenant.setdefault(tenant, Counter())[event_type] += 1
+        if envelope["actor"]["id"].startswith("projection:"):
+            summary.decisions_by_type[event_type] += 1
         calls = summary.tool_calls.setdefault(tenant, ToolCallTally())
         if event_type == "agent.registered":
             summary.agents_by_tenant[tenant] = summary.agents_by_tenant.get(tenant, 0) + 1

@@ -105,6 +105,22 @@ class ScenarioBuilder(MissionPlanner):
                 },
                 agent_id=agent.agent_id,
             )
+            for tool in agent.tools:  # onboarding: every manifest tool at canary at most; evidence widens nothing above
+                at += timedelta(seconds=self.rng.uniform(1, 5))
+                ceiling = spec.policy_tools.get(tool, ("sandbox", False))[0]
+                self.emit(
+                    at,
+                    tenant,
+                    f"agent/{agent.agent_id}",
+                    "scope.granted",
+                    ("human", admin),
+                    {
+                        "tool": tool,
+                        "level": "sandbox" if ceiling == "sandbox" else "canary",
+                        "reason": f"onboarding of {agent.name}: the tools of its manifest",
+                    },
+                    agent_id=agent.agent_id,
+                )
 
     def _revise_agent(self) -> None:
         tenant, agent_id, model = REVISED_AGENT

@@ -87,6 +87,7 @@ def denied_by_policy(*, tool: str = TOOL) -> dict[str, Any]:
             "decision": "deny",
             "tool": tool,
             "level": "production",
+            "call_id": f"call-{next(_calls)}",
             "rule": "scope.above_grant",
             "policy_id": POLICY.policy_id,
             "policy_version": POLICY.version,
@@ -399,3 +400,14 @@ def test_encode_decode_round_trips_exactly(tmp_path: Path) -> None:
     assert projection.decode(encoded) == entity
     assert projection.decode(json.loads(json.dumps(encoded))) == entity
     assert projection.encode(projection.decode(encoded)) == encoded
+
+
+def test_a_recorded_pre_check_that_names_no_call_is_not_a_violation(tmp_path: Path) -> None:
+    loop = Loop(tmp_path)
+    loop.run([grant("sandbox")])
+    check = denied_by_policy()
+    del check["payload"]["call_id"]  # `agent-ledger authorize` asked, no call was attempted
+    assert loop.run([check]) == []
+    assert loop.scope.tools[TOOL].level == "sandbox" and loop.scope.tools[TOOL].failures == 0
+    attempt = loop.run([denied_by_policy()])  # a denied attempt is a violation: below sandbox is revoked
+    assert [decision.type for decision in attempt] == ["scope.revoked"]
