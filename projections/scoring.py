@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Literal
 
 from projections.policy import TrustPolicy
@@ -37,9 +38,12 @@ def is_derived(event: dict[str, Any]) -> bool:
     return actor["kind"] == "policy" and str(actor["id"]).startswith(DERIVED_ACTOR_PREFIX)
 
 
+@lru_cache(maxsize=4096)  # a batch's events share one recorded_at, and replays parse the same times again
 def parse_time(timestamp: str) -> datetime:
     """An envelope timestamp ("YYYY-MM-DDTHH:MM:SS.ffffffZ") as an aware UTC datetime."""
-    return datetime.strptime(timestamp, TIMESTAMP_FORMAT).replace(tzinfo=UTC)
+    if len(timestamp) != 27 or timestamp[-1] != "Z":
+        raise ValueError(f"time data {timestamp!r} does not match format {TIMESTAMP_FORMAT!r}")
+    return datetime.fromisoformat(timestamp).astimezone(UTC)
 
 
 def days_between(earlier: str, later: str) -> float:
