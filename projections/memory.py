@@ -208,8 +208,8 @@ class MemoryProjection(Projection[MemoryItem]):
             "memory_id": entity.memory_id,
             "write": None if write is None else _encode_write(write),
             "ignored_write_event_ids": list(entity.ignored_write_event_ids),
-            "revocations": [_encode_revocation(revocation) for revocation in entity.revocations],
-            "reads": [_encode_reading(reading) for reading in entity.reads],
+            "revocations": [_encode_flat(revocation) for revocation in entity.revocations],
+            "reads": [_encode_flat(reading) for reading in entity.reads],
         }
 
     def decode(self, data: dict[str, Any]) -> MemoryItem:
@@ -219,8 +219,8 @@ class MemoryProjection(Projection[MemoryItem]):
             memory_id=data["memory_id"],
             write=None if write is None else _decode_write(write),
             ignored_write_event_ids=tuple(data["ignored_write_event_ids"]),
-            revocations=tuple(_decode_revocation(revocation) for revocation in data["revocations"]),
-            reads=tuple(_decode_reading(reading) for reading in data["reads"]),
+            revocations=tuple(MemoryRevocation(**revocation) for revocation in data["revocations"]),
+            reads=tuple(MemoryReading(**reading) for reading in data["reads"]),
         )
 
 
@@ -472,53 +472,6 @@ def _decode_write(data: dict[str, Any]) -> MemoryWrite:
     )
 
 
-def _encode_revocation(revocation: MemoryRevocation) -> dict[str, Any]:
-    return {
-        "event_id": revocation.event_id,
-        "revoked_at": revocation.revoked_at,
-        "log_partition": revocation.log_partition,
-        "log_index": revocation.log_index,
-        "actor_kind": revocation.actor_kind,
-        "actor_id": revocation.actor_id,
-        "reason": revocation.reason,
-    }
-
-
-def _decode_revocation(data: dict[str, Any]) -> MemoryRevocation:
-    return MemoryRevocation(
-        event_id=data["event_id"],
-        revoked_at=data["revoked_at"],
-        log_partition=data["log_partition"],
-        log_index=data["log_index"],
-        actor_kind=data["actor_kind"],
-        actor_id=data["actor_id"],
-        reason=data["reason"],
-    )
-
-
-def _encode_reading(reading: MemoryReading) -> dict[str, Any]:
-    return {
-        "event_id": reading.event_id,
-        "read_at": reading.read_at,
-        "log_partition": reading.log_partition,
-        "log_index": reading.log_index,
-        "actor_kind": reading.actor_kind,
-        "actor_id": reading.actor_id,
-        "agent_id": reading.agent_id,
-        "mission_id": reading.mission_id,
-        "purpose": reading.purpose,
-    }
-
-
-def _decode_reading(data: dict[str, Any]) -> MemoryReading:
-    return MemoryReading(
-        event_id=data["event_id"],
-        read_at=data["read_at"],
-        log_partition=data["log_partition"],
-        log_index=data["log_index"],
-        actor_kind=data["actor_kind"],
-        actor_id=data["actor_id"],
-        agent_id=data["agent_id"],
-        mission_id=data["mission_id"],
-        purpose=data["purpose"],
-    )
+def _encode_flat(record: MemoryRevocation | MemoryReading) -> dict[str, Any]:
+    """A record whose fields are all JSON scalars, as a JSON object (decoded by `Record(**data)`)."""
+    return {name: getattr(record, name) for name in record.__dataclass_fields__}

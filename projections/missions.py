@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
+import orjson
+
 from projections.base import Decision, Envelope, Projection, entity_key
 from projections.policy import MissionPolicy, Policy
 from schemas.payloads.approvals import ApprovalDenied, ApprovalGranted, ApprovalRequested
@@ -439,7 +441,9 @@ class MissionProjection(Projection[Mission]):
         return decisions
 
     def encode(self, entity: Mission) -> dict[str, Any]:
-        return dataclasses.asdict(entity)
+        # What dataclasses.asdict gives, several times faster: orjson walks the dataclasses natively.
+        encoded: dict[str, Any] = orjson.loads(orjson.dumps(entity))
+        return encoded
 
     def summary(self, entity: Mission) -> dict[str, str | float | int | None]:
         return {"status": entity.status, "refusals": len(entity.refusals)}

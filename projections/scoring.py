@@ -14,7 +14,7 @@ randomness or I/O here.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Literal
@@ -96,19 +96,16 @@ class DecayedEvidence:
         if self.last_at is None:
             return self
         factor = decay_factor(days_between(self.last_at, at), half_life_days)
-        return replace(
-            self, successes=self.successes * factor, failures=self.failures * factor, last_at=max(self.last_at, at)
-        )
+        return DecayedEvidence(self.successes * factor, self.failures * factor, self.count, max(self.last_at, at))
 
     def add(self, effect: Effect, weight: float, at: str, half_life_days: float) -> DecayedEvidence:
         """This evidence decayed to `at`, plus one event of `weight` with `effect`."""
         decayed = self.as_of(at, half_life_days)
-        return replace(
-            decayed,
-            successes=decayed.successes + (weight if effect == "success" else 0.0),
-            failures=decayed.failures + (weight if effect == "failure" else 0.0),
-            count=decayed.count + 1,
-            last_at=at if decayed.last_at is None else decayed.last_at,
+        return DecayedEvidence(
+            decayed.successes + (weight if effect == "success" else 0.0),
+            decayed.failures + (weight if effect == "failure" else 0.0),
+            decayed.count + 1,
+            at if decayed.last_at is None else decayed.last_at,
         )
 
     def score(self, policy: TrustPolicy) -> float:

@@ -64,6 +64,9 @@ class TrustProjection(Projection[AgentTrust]):
 
     name = "trust"
 
+    def __init__(self) -> None:
+        self._by_policy: dict[str, tuple[dict[str, list[TrustSignal]], frozenset[str]]] = {}
+
     def keys(self, event: Envelope) -> Iterable[str]:
         # Which types are evidence depends on the policy, which keys() does not see: every event about an agent
         # is a candidate, and apply() creates nothing for one that no signal matches.
@@ -73,13 +76,13 @@ class TrustProjection(Projection[AgentTrust]):
         return [entity_key(event["tenant"], "agent", agent_id)]
 
     def apply(self, entities: dict[str, AgentTrust], event: Envelope, policy: Policy) -> list[Decision]:
-        if not list(self.keys(event)):
+        if event.get("agent_id") is None or is_derived(event):
             return []
+        signals, known = self._signals(policy)
         # A dimension the policy does not list (say an evaluation of 'style') is not part of its trust model.
-        known = set(policy.trust.dimensions)
         matches = [
             (dimension, signal)
-            for signal in policy.trust.signals
+            for signal in signals.get(event["type"], ())
             if (dimension := _dimension(signal, event)) is not None and dimension in known
         ]
         if not matches:
@@ -107,6 +110,16 @@ class TrustProjection(Projection[AgentTrust]):
             decisions.append(self._changed(event, policy, agent_id, dimension, current))
             current.recorded_score = current.score
         return decisions
+
+    def _signals(self, policy: Policy) -> tuple[dict[str, list[TrustSignal]], frozenset[str]]:
+        """The policy's signals by event type, and its dimensions, worked out once per policy."""
+        found = self._by_policy.get(policy.policy_id)
+        if found is None:
+            by_type: dict[str, list[TrustSignal]] = {}
+            for signal in policy.trust.signals:
+                by_type.setdefault(signal.event, []).append(signal)
+            found = self._by_policy[policy.policy_id] = (by_type, frozenset(policy.trust.dimensions))
+        return found
 
     def _changed(
         self, event: Envelope, policy: Policy, agent_id: str, dimension: str, current: DimensionTrust

@@ -217,3 +217,20 @@ def test_memory_views_never_cross_tenants(tmp_path: Path) -> None:
             assert [item["tenant"] for item in packet] == [tenant]
             assert packet[0]["write"]["content"] == f"{tenant} notes"
         assert service.context_packet("initech", "a-1", "m-1") == []
+
+
+def test_consume_a_projection_then_show_its_state(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    settings = make_settings(tmp_path)
+    store = ["--data", str(settings.data_dir), "--keys", str(settings.keys_dir), "--state", str(tmp_path / "state")]
+    append(settings, [grant("a-1", TOOL, "sandbox"), *tool_call("a-1", TOOL, False), *tool_call("a-1", TOOL, False)])
+    code, out, _ = run_cli(capsys, "consume", "scope", *store, "--once")
+    assert code == 0 and out.startswith("scope: applied 8 events")  # 5, then its 3 decisions coming back
+    assert "lag 0" in out
+    code, out, _ = run_cli(capsys, "projections", "show", "scope", *store, "--tenant", "acme", "--key", "agent/a-1")
+    (shown,) = [json.loads(line) for line in out.splitlines()]
+    assert shown["key"] == "acme/agent/a-1" and shown["tools"][TOOL]["level"] is None  # two failures: revoked
+    assert [e["type"] for e in log_of(settings)][-3:] == ["policy.published", "policy.activated", "scope.revoked"]
+    code, out, _ = run_cli(capsys, "projections", "show", "scope", *store, "--tenant", "globex")
+    assert code == 0 and out == ""  # another tenant sees nothing
+    code, out, err = run_cli(capsys, "consume", "scopes", *store, "--once")
+    assert code == 2 and "unknown consumer 'scopes'" in err
