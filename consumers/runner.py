@@ -69,11 +69,16 @@ class ConsumerRunner:
     def catch_up(self) -> int:
         """Apply batches until the log has no more; return how many events were applied."""
         applied = 0
-        while batch := self.run_once():
-            applied += batch
-            self._report(applied, caught_up=False)
-        self._arrived(applied)
-        return applied
+        while True:
+            while batch := self.run_once():
+                applied += batch
+                self._report(applied, caught_up=False)
+            self._arrived(applied)
+            # The arrival hook may append (a projection's decisions), and those come back through the log.
+            more = self.run_once()
+            if not more:
+                return applied
+            applied += more
 
     def run(self, stop: threading.Event, poll_interval_s: float = 0.2) -> int:
         """Follow the log until `stop` is set, polling every `poll_interval_s` once caught up."""
@@ -101,6 +106,9 @@ class ConsumerRunner:
     def _apply_batch(self, partition: int) -> int:
         with self.store.transaction() as cursor:
             stored = self.store.stored_position(cursor, partition)  # read under the store's write lock
+            end = self.log.end_position(partition)
+            if end is None or (stored is not None and stored.position >= end):
+                return 0  # at the end: asking for more would wait out a Kafka poll for nothing
             records = self.log.records_after(partition, None if stored is None else stored.position, self.batch_size)
             if not records:
                 return 0

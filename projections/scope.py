@@ -312,7 +312,8 @@ class ScopeProjection(Projection[AgentScope]):
             "agent_id": entity.agent_id,
             "tools": {tool: grant.encode() for tool, grant in entity.tools.items()},
             "reliability": entity.reliability.encode(),
-            "open_calls": dict(entity.open_calls),
+            # A list, not an object: eviction takes the oldest, so the order must survive a store's sorted keys.
+            "open_calls": [[call_id, tool] for call_id, tool in entity.open_calls.items()],
         }
 
     def decode(self, data: dict[str, Any]) -> AgentScope:
@@ -321,7 +322,7 @@ class ScopeProjection(Projection[AgentScope]):
             agent_id=data["agent_id"],
             tools={tool: ToolGrant.decode(grant) for tool, grant in data["tools"].items()},
             reliability=DecayedEvidence.decode(data["reliability"]),
-            open_calls=dict(data["open_calls"]),
+            open_calls={str(call_id): str(tool) for call_id, tool in data["open_calls"]},
         )
 
 

@@ -411,3 +411,11 @@ def test_a_recorded_pre_check_that_names_no_call_is_not_a_violation(tmp_path: Pa
     assert loop.scope.tools[TOOL].level == "sandbox" and loop.scope.tools[TOOL].failures == 0
     attempt = loop.run([denied_by_policy()])  # a denied attempt is a violation: below sandbox is revoked
     assert [decision.type for decision in attempt] == ["scope.revoked"]
+
+
+def test_open_calls_keep_their_order_through_a_store_that_sorts_keys() -> None:
+    # Eviction drops the oldest open call; a store that sorts object keys must not turn that into the smallest id.
+    scope = AgentScope(tenant="acme", agent_id="a-1", open_calls={"call-9": "x", "call-10": "y", "call-1": "z"})
+    projection = ScopeProjection()
+    stored = json.loads(json.dumps(projection.encode(scope), sort_keys=True))
+    assert list(projection.decode(stored).open_calls) == ["call-9", "call-10", "call-1"]
