@@ -22,6 +22,11 @@ SHADOW = "shadow"
 LOCK = "projections.lock"
 
 
+def state_root_of(data_dir: Path, state: Path | None = None) -> Path:
+    """Where a ledger's consumer stores live: `state` when given, else `<data>/consumers`."""
+    return state if state is not None else data_dir / "consumers"
+
+
 def live_dir(state_root: Path) -> Path:
     """The live generation (created empty on first use)."""
     return _generation(state_root, LIVE, "gen-initial")

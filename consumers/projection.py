@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import orjson
 
 from consumers.base import Consumer, Envelope
 from consumers.store import ConsumerStore
-from ledger.errors import DuplicateEventId, LedgerError, SubmissionRefused
-from projections.base import Decision, Projection
+from ledger.errors import ConfigError, DuplicateEventId, LedgerError, SubmissionRefused
+from projections.base import Decision, Projection, fold_event
 from projections.policy import Policy, parse_policy
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,23 @@ CHUNK = 500  # bound parameters per IN (...)
 
 def encode_entity(data: dict[str, Any]) -> bytes:
     return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+
+
+def read_entities(path: Path, prefix: str = "") -> list[tuple[str, dict[str, Any]]]:
+    """The entities of a projection store file whose key starts with `prefix`, in key order, read without
+    taking any lock a running consumer needs (a missing file holds none)."""
+    if not path.exists():
+        return []
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = connection.execute(
+            "SELECT key, data FROM entities WHERE key >= ? AND key < ? ORDER BY key", (prefix, prefix + "\uffff")
+        ).fetchall()
+    except sqlite3.Error as exc:
+        raise ConfigError(f"cannot read projection store {path}: {exc}") from None
+    finally:
+        connection.close()
+    return [(str(key), orjson.loads(data)) for key, data in rows]
 
 
 def policy_submissions(tenant: str, policy: Policy, *, source: str | None = None) -> list[dict[str, Any]]:
@@ -75,6 +93,34 @@ def policy_submissions(tenant: str, policy: Policy, *, source: str | None = None
     return [published, activated]
 
 
+class PolicyBook:
+    """The policies a projection store holds, each parsed once (a policy never changes under its id)."""
+
+    def __init__(self, fallback: Policy) -> None:
+        self.fallback = fallback
+        self._parsed: dict[str, Policy] = {fallback.policy_id: fallback}
+
+    def remember(self, policy: Policy) -> None:
+        self._parsed[policy.policy_id] = policy
+
+    def stored(self, cursor: sqlite3.Cursor, tenant: str, policy_id: str) -> Policy | None:
+        """The published policy `policy_id` of `tenant`, or None if the store has not seen it."""
+        cursor.execute("SELECT document FROM policies WHERE tenant=? AND policy_id=?", (tenant, policy_id))
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        if policy_id not in self._parsed:
+            self._parsed[policy_id] = parse_policy(orjson.loads(row[0]), f"stored policy {policy_id}")
+        return self._parsed[policy_id]
+
+    def active(self, cursor: sqlite3.Cursor, tenant: str) -> Policy:
+        """The policy in force for `tenant` as the store has seen it (the fallback before any activation)."""
+        cursor.execute("SELECT policy_id FROM active_policies WHERE tenant=?", (tenant,))
+        row = cursor.fetchone()
+        found = None if row is None else self.stored(cursor, tenant, str(row[0]))
+        return found or self.fallback
+
+
 class ProjectionConsumer(Consumer, Generic[E]):
     """A projection fed by the runner. `fixed_policy` (a shadow rebuild) folds every tenant under that policy,
     ignores activations in the log and queues no decisions."""
@@ -86,7 +132,7 @@ class ProjectionConsumer(Consumer, Generic[E]):
         self.fallback = fallback
         self.fixed_policy = fixed_policy
         self.publisher: OutboxPublisher | None = None
-        self._parsed: dict[str, Policy] = {fallback.policy_id: fallback}
+        self.policies = PolicyBook(fallback)
 
     def schema(self) -> list[str]:
         return list(PROJECTION_TABLES)
@@ -104,10 +150,9 @@ class ProjectionConsumer(Consumer, Generic[E]):
                 self._track_policy(cursor, event, active)
             if not keys:
                 continue
-            touched = {key: entities[key] for key in keys if key in entities}
-            decisions.extend(self.projection.apply(touched, event, self._policy_for(cursor, event["tenant"], active)))
-            entities.update(touched)
-            touched_keys.update(touched)
+            policy = self._policy_for(cursor, event["tenant"], active)
+            decisions.extend(fold_event(self.projection, entities, event, policy, keys))
+            touched_keys.update(key for key in keys if key in entities)
         cursor.executemany(
             "INSERT INTO entities VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET data = excluded.data",
             [
@@ -117,17 +162,6 @@ class ProjectionConsumer(Consumer, Generic[E]):
         )
         if self.fixed_policy is None and decisions:
             self._queue(cursor, decisions)
-
-    def fold(self, entities: dict[str, E], events: Iterable[Envelope]) -> None:
-        """Fold events into in-memory entities under the fixed policy (a rebuild's fast path: no store)."""
-        policy = self.fixed_policy or self.fallback
-        keys_of, apply = self.projection.keys, self.projection.apply
-        for event in events:
-            keys = list(keys_of(event))
-            if keys:
-                touched = {key: entities[key] for key in keys if key in entities}
-                apply(touched, event, policy)
-                entities.update(touched)
 
     def _load(self, cursor: sqlite3.Cursor, keys: set[str]) -> dict[str, E]:
         loaded: dict[str, E] = {}
@@ -154,14 +188,14 @@ class ProjectionConsumer(Consumer, Generic[E]):
                     "%s: policy.published %s names the wrong policy_id", self.projection.name, event["event_id"]
                 )
                 return
-            self._parsed[policy.policy_id] = policy
+            self.policies.remember(policy)
             cursor.execute(
                 "INSERT OR IGNORE INTO policies VALUES (?, ?, ?)",
                 (tenant, policy.policy_id, encode_entity(policy.document)),
             )
             return
         policy_id = payload["policy_id"]
-        if self._document(cursor, tenant, policy_id) is None:
+        if self.policies.stored(cursor, tenant, policy_id) is None:
             log.warning(
                 "%s: policy.activated %s names unpublished %s", self.projection.name, event["event_id"], policy_id
             )
@@ -173,23 +207,11 @@ class ProjectionConsumer(Consumer, Generic[E]):
         )
         active.pop(tenant, None)
 
-    def _document(self, cursor: sqlite3.Cursor, tenant: str, policy_id: str) -> Policy | None:
-        cursor.execute("SELECT document FROM policies WHERE tenant=? AND policy_id=?", (tenant, policy_id))
-        row = cursor.fetchone()
-        if row is None:
-            return None
-        if policy_id not in self._parsed:
-            self._parsed[policy_id] = parse_policy(orjson.loads(row[0]), f"stored policy {policy_id}")
-        return self._parsed[policy_id]
-
     def _policy_for(self, cursor: sqlite3.Cursor, tenant: str, active: dict[str, Policy]) -> Policy:
         if self.fixed_policy is not None:
             return self.fixed_policy
-        if tenant not in active:
-            cursor.execute("SELECT policy_id FROM active_policies WHERE tenant=?", (tenant,))
-            row = cursor.fetchone()
-            found = None if row is None else self._document(cursor, tenant, str(row[0]))
-            active[tenant] = found or self.fallback
+        if tenant not in active:  # once per tenant and batch; an activation in the batch clears it
+            active[tenant] = self.policies.active(cursor, tenant)
         return active[tenant]
 
     # -- the outbox -------------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -28,13 +27,14 @@ from consumers.generations import (
     promotion_lock,
     shadow_dir,
 )
-from consumers.projection import ProjectionConsumer, encode_entity, policy_submissions
+from consumers.projection import ProjectionConsumer, encode_entity, policy_submissions, read_entities
 from consumers.runner import ConsumerRunner
 from consumers.store import ConsumerStore
 from ledger.errors import ConfigError, DuplicateEventId, SubmissionRefused, UsageError, VerificationFailed
 from ledger.log.base import LogBackend
-from projections.base import Projection
-from projections.policy import LEVELS, Policy, parse_policy
+from projections.base import Projection, fold_event
+from projections.policy import Policy, parse_policy
+from schemas.payloads.base import LEVEL_ORDER
 
 MANIFEST = "manifest.json"
 Progress = Callable[[int, int], None]  # (events replayed, events in the log)
@@ -106,7 +106,7 @@ def rebuild(
     material = f"{log.log_id}\n{policy.policy_id}\n{sorted(ends.items())}"
     rebuild_id = "rb-" + hashlib.sha256(material.encode()).hexdigest()[:16]
     consumers = [ProjectionConsumer(projection, policy, fixed_policy=policy) for projection in projections]
-    folds = [(c.projection.keys, c.projection.apply, {}) for c in consumers]  # type: ignore[var-annotated]
+    states: list[dict[str, Any]] = [{} for _ in consumers]
     positions: dict[int, tuple[int, int]] = {}
     tenants: set[str] = set()
     replayed = 0
@@ -123,12 +123,8 @@ def rebuild(
                     f"rebuild: partition {partition} has log index {index} where {expected} was due"
                 )
             tenants.add(event["tenant"])
-            for keys_of, apply, entities in folds:
-                keys = keys_of(event)
-                if keys:
-                    touched = {key: entities[key] for key in keys if key in entities}
-                    apply(touched, event, policy)
-                    entities.update(touched)
+            for consumer, entities in zip(consumers, states, strict=True):
+                fold_event(consumer.projection, entities, event, policy)
             positions[partition] = (record.position, index)
             replayed += 1
             if on_progress is not None and replayed % 5000 == 0:
@@ -138,7 +134,7 @@ def rebuild(
 
     generation = new_generation(state_root, f"gen-{rebuild_id}")
     counts: dict[str, int] = {}
-    for consumer, (_, _, entities) in zip(consumers, folds, strict=True):
+    for consumer, entities in zip(consumers, states, strict=True):
         counts[consumer.name] = len(entities)
         _write_store(store_path(generation, consumer.name), consumer, log.log_id, entities, positions, tenants, policy)
     result = RebuildResult(
@@ -222,16 +218,7 @@ def diff(state_root: Path, projections: Sequence[Projection[Any]]) -> Diff:
 
 
 def _summaries(path: Path, projection: Projection[Any]) -> dict[str, dict[str, Any]]:
-    if not path.exists():
-        return {}
-    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        rows = connection.execute("SELECT key, data FROM entities ORDER BY key").fetchall()
-    except sqlite3.Error as exc:
-        raise ConfigError(f"cannot read projection store {path}: {exc}") from None
-    finally:
-        connection.close()
-    return {str(key): projection.summary(projection.decode(orjson.loads(data))) for key, data in rows}
+    return {key: projection.summary(projection.decode(data)) for key, data in read_entities(path)}
 
 
 @dataclass(frozen=True)
@@ -287,7 +274,6 @@ def _scope_change(change: Change, policy: Policy, rebuild_id: str) -> dict[str, 
     """The event that records one (agent, tool) level the promotion changed; the scope projection's own kind."""
     agent_id = change.entity.split("/", 1)[1]
     tool = change.field.removeprefix("tool:")
-    order: dict[str, int] = {level: rank for rank, level in enumerate(LEVELS)}
     activation = f"policy-activated:{rebuild_id}"
     common = {
         "tool": tool,
@@ -301,7 +287,7 @@ def _scope_change(change: Change, policy: Policy, rebuild_id: str) -> dict[str, 
     elif change.live is None:
         event_type, payload = "scope.granted", {**common, "level": change.shadow}
     else:
-        widened = order[str(change.shadow)] > order[str(change.live)]
+        widened = LEVEL_ORDER[str(change.shadow)] > LEVEL_ORDER[str(change.live)]
         event_type = "scope.widened" if widened else "scope.narrowed"
         payload = {**common, "level": change.shadow, "previous_level": change.live}
     digest = hashlib.sha256(f"{rebuild_id}\n{change.entity}\n{tool}".encode()).hexdigest()[:32]

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from consumers.generations import live_dir
+from consumers.generations import live_dir, state_root_of
 from consumers.policy_files import default_policy
-from consumers.projection import OutboxPublisher, ProjectionConsumer
+from consumers.projection import OutboxPublisher, PolicyBook, ProjectionConsumer
 from consumers.runner import ConsumerRunner
 from consumers.store import ConsumerStore
 from ledger.clock import utc_now
@@ -25,7 +25,7 @@ from projections.authorize import Authorization, authorize, authorize_at, decisi
 from projections.base import entity_key
 from projections.memory import MemoryProjection, context_packet
 from projections.missions import MissionProjection, mission_view
-from projections.policy import Policy, parse_policy
+from projections.policy import Policy
 from projections.registry import PROJECTIONS
 from projections.scope import ScopeProjection
 
@@ -56,11 +56,11 @@ class ProjectionService:
 
     def __init__(self, ledger: Ledger, state_root: Path | None = None) -> None:
         self.ledger = ledger
-        self.state_root = state_root or ledger.settings.data_dir / "consumers"
+        self.state_root = state_root_of(ledger.settings.data_dir, state_root)
         self.fallback = default_policy()
         self._stores: dict[str, ConsumerStore] = {}
         self._runners: dict[str, ConsumerRunner] = {}
-        self._policies: dict[str, Policy] = {}
+        self._policies = PolicyBook(self.fallback)
 
     def store(self, name: str) -> ConsumerStore:
         if name not in PROJECTIONS:
@@ -98,16 +98,7 @@ class ProjectionService:
     def policy(self, tenant: str) -> Policy:
         """The policy in force for `tenant` as the scope store has seen it (the shipped default before any)."""
         with self.store("scope").read() as cursor:
-            cursor.execute("SELECT policy_id FROM active_policies WHERE tenant=?", (tenant,))
-            row = cursor.fetchone()
-            if row is None:
-                return self.fallback
-            policy_id = str(row[0])
-            if policy_id not in self._policies:  # parsed once: a policy is immutable by its id
-                cursor.execute("SELECT document FROM policies WHERE tenant=? AND policy_id=?", (tenant, policy_id))
-                document = orjson.loads(cursor.fetchone()[0])
-                self._policies[policy_id] = parse_policy(document, f"policy {policy_id} of {tenant}")
-        return self._policies[policy_id]
+            return self._policies.active(cursor, tenant)
 
     def mission(self, tenant: str, mission_id: str) -> dict[str, Any] | None:
         data = self._entity("mission", entity_key(tenant, "mission", mission_id))

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from projections.policy import LEVELS, Level, Policy
+from projections.policy import LEVELS, Policy
 from projections.scope import AgentScope, GrantChange, ToolGrant
 from projections.scoring import TIMESTAMP_FORMAT
+from schemas.payloads.base import Level
 
 Verdict = Literal["allow", "deny", "escalate"]
 _LEVEL_OF: dict[str, Level] = {level: level for level in LEVELS}

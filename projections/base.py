@@ -127,3 +127,21 @@ class Projection(ABC, Generic[E]):
 def entity_key(tenant: str, *parts: str) -> str:
     """The key of an entity: its tenant first, so keys of two tenants never meet."""
     return "/".join((tenant, *parts))
+
+
+def fold_event(
+    projection: Projection[E],
+    entities: dict[str, E],
+    event: Envelope,
+    policy: Policy,
+    keys: Iterable[str] | None = None,
+) -> list[Decision]:
+    """One fold step: hand the projection the entities `event` names (`keys`, if already known), keep those it
+    creates, and return its decisions."""
+    named = list(projection.keys(event) if keys is None else keys)
+    if not named:
+        return []
+    touched = {key: entities[key] for key in named if key in entities}
+    decisions = projection.apply(touched, event, policy)
+    entities.update(touched)
+    return decisions

@@ -18,8 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ledger.canonical import digest
 from ledger.errors import UsageError
+from schemas.payloads.base import Level
 
-Level = Literal["sandbox", "canary", "production"]
 LEVELS: tuple[Level, ...] = ("sandbox", "canary", "production")
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 PositiveCount = Annotated[int, Field(ge=1, le=1_000_000)]

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from projections.base import Decision, Envelope, Projection, entity_key
-from projections.policy import LEVELS, Level, Policy
+from projections.policy import LEVELS, Policy
 from projections.scoring import DecayedEvidence, Effect, is_derived
+from schemas.payloads.base import Level
 
 SCOPE_EVENTS = frozenset(
     {
@@ -210,7 +211,7 @@ class ScopeProjection(Projection[AgentScope]):
                 f"(the policy narrows at {rules.failures_to_narrow})"
             )
             cited = grant.failure_event_ids[-min(rules.failures_to_narrow, MAX_CITED) :]
-            return [self._narrow(scope, grant, level, event, policy, cited, why)]
+            return [self._move(scope, grant, level, -1, event, policy, cited, why)]
         _count(grant, "success", event["event_id"])
         reliability = scope.reliability_score(policy)
         ceiling = LEVELS.index(rules.max_auto_level)
@@ -225,7 +226,7 @@ class ScopeProjection(Projection[AgentScope]):
             f"bound is {reliability:.3f} (policy: {rules.successes_to_widen} and {rules.min_trust_to_widen})"
         )
         cited = grant.success_event_ids[-min(rules.successes_to_widen, MAX_CITED) :]
-        return [self._widen(scope, grant, level, event, policy, cited, why)]
+        return [self._move(scope, grant, level, +1, event, policy, cited, why)]
 
     def _violation(self, scope: AgentScope, event: Envelope, policy: Policy, tool: str, why: str) -> list[Decision]:
         grant = scope.tools.get(tool)
@@ -234,58 +235,35 @@ class ScopeProjection(Projection[AgentScope]):
         level, rules = grant.level, policy.scope
         _count(grant, "failure", event["event_id"])
         if rules.narrow_on_violation:
-            return [self._narrow(scope, grant, level, event, policy, [event["event_id"]], why)]
+            return [self._move(scope, grant, level, -1, event, policy, [event["event_id"]], why)]
         if grant.failures >= rules.failures_to_narrow:  # otherwise a violation counts as one more failure
             cited = grant.failure_event_ids[-min(rules.failures_to_narrow, MAX_CITED) :]
             why = f"{why}; {grant.failures} failures since its last scope change"
-            return [self._narrow(scope, grant, level, event, policy, cited, why)]
+            return [self._move(scope, grant, level, -1, event, policy, cited, why)]
         return []
 
-    def _narrow(
+    def _move(
         self,
         scope: AgentScope,
         grant: ToolGrant,
         previous: Level,
+        step: int,
         event: Envelope,
         policy: Policy,
         cited: list[str],
         why: str,
     ) -> Decision:
-        common: dict[str, Any] = {"tool": grant.tool, "reason": why, "evidence_event_ids": cited}
-        common |= {"policy_id": policy.policy_id, "policy_version": policy.version}
-        index = LEVELS.index(previous)
-        if index == 0:  # narrowing below sandbox leaves nothing
-            decision = self._decide(scope, event, policy, "scope.revoked", common)
+        """Narrow (`step` -1) or widen (+1) `grant` one level from `previous`; narrowing below sandbox revokes."""
+        payload: dict[str, Any] = {"tool": grant.tool, "reason": why, "evidence_event_ids": cited}
+        payload |= {"policy_id": policy.policy_id, "policy_version": policy.version}
+        index = LEVELS.index(previous) + step
+        if index < 0:  # narrowing below sandbox leaves nothing
+            decision = self._decide(scope, event, policy, "scope.revoked", payload)
             _change(grant, None, {}, None, event["recorded_at"], decision.event_id, why)
             return decision
-        level = LEVELS[index - 1]
-        payload = common | {"level": level, "previous_level": previous, "limits": dict(grant.limits)}
-        decision = self._decide(scope, event, policy, "scope.narrowed", payload)
-        _change(grant, level, grant.limits, grant.expires_at, event["recorded_at"], decision.event_id, why)
-        return decision
-
-    def _widen(
-        self,
-        scope: AgentScope,
-        grant: ToolGrant,
-        previous: Level,
-        event: Envelope,
-        policy: Policy,
-        cited: list[str],
-        why: str,
-    ) -> Decision:
-        level = LEVELS[LEVELS.index(previous) + 1]
-        payload = {
-            "tool": grant.tool,
-            "level": level,
-            "previous_level": previous,
-            "limits": dict(grant.limits),
-            "reason": why,
-            "evidence_event_ids": cited,
-            "policy_id": policy.policy_id,
-            "policy_version": policy.version,
-        }
-        decision = self._decide(scope, event, policy, "scope.widened", payload)
+        level = LEVELS[index]
+        payload |= {"level": level, "previous_level": previous, "limits": dict(grant.limits)}
+        decision = self._decide(scope, event, policy, "scope.widened" if step > 0 else "scope.narrowed", payload)
         _change(grant, level, grant.limits, grant.expires_at, event["recorded_at"], decision.event_id, why)
         return decision
 

@@ -17,7 +17,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from types import FrameType
 
-from consumers.generations import consumer_lock, live_dir
+from consumers.generations import consumer_lock, live_dir, state_root_of
 from consumers.projection import OutboxPublisher, ProjectionConsumer
 from consumers.registry import consumer_for, known_consumers
 from consumers.runner import ConsumerRunner, RunnerProgress
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--batch-size, --poll-ms and --report-s must be positive")
     consumer = consumer_for(args.name)
     settings = settings_from(args)
-    state_root = args.state or settings.data_dir / "consumers"
+    state_root = state_root_of(settings.data_dir, args.state)
     projection = isinstance(consumer, ProjectionConsumer)
     with ExitStack() as stack:
         if projection:

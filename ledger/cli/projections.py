@@ -9,14 +9,12 @@ status would change (readable, or `--json`); `promote` switches the shadow live 
 from __future__ import annotations
 
 import argparse
-import sqlite3
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from consumers.generations import live_dir
+from consumers.generations import live_dir, state_root_of
 from consumers.policy_files import load_policy
+from consumers.projection import read_entities
 from consumers.rebuild import diff, promote, rebuild
 from ledger.cli.common import add_store_options, open_ledger, print_json, progress_bar, settings_from
 from ledger.errors import UsageError
@@ -53,8 +51,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _state_root(args: argparse.Namespace) -> Path:
-    state: Path = args.state or settings_from(args).data_dir / "consumers"
-    return state
+    return state_root_of(settings_from(args).data_dir, args.state)
 
 
 def _rebuild(args: argparse.Namespace) -> int:
@@ -116,15 +113,6 @@ def _show(args: argparse.Namespace) -> int:
     path = live_dir(_state_root(args)) / f"{args.name}.sqlite"
     if not path.exists():
         raise UsageError(f"no {args.name} store at {path}; run `agent-ledger consume {args.name} --once` first")
-    prefix = f"{args.tenant}/{args.key}"
-    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        rows = connection.execute(
-            "SELECT key, data FROM entities WHERE tenant=? AND key >= ? AND key < ? ORDER BY key",
-            (args.tenant, prefix, prefix + "\uffff"),
-        ).fetchall()
-    finally:
-        connection.close()
-    for key, data in rows:
-        print_json({"key": key, **orjson.loads(data)})
+    for key, data in read_entities(path, f"{args.tenant}/{args.key}"):
+        print_json({"key": key, **data})
     return 0

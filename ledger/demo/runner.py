@@ -188,7 +188,7 @@ def run_demo(
         # closes, trust changes, scope narrowed or widened) through the same append path, each once.
         started = time.perf_counter()
         before = ledger.log.size(0)
-        ledger.projections(data_dir / "consumers").catch_up()
+        ledger.projections().catch_up()  # stores under <data>/consumers, where `agent-ledger consume` looks
         summary.decisions = ledger.log.size(0) - before
         summary.projection_seconds = time.perf_counter() - started
 

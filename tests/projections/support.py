@@ -15,7 +15,7 @@ from conftest import make_settings
 
 from ledger.errors import SubmissionRefused
 from ledger.sdk import Ledger
-from projections.base import Decision, Envelope, Projection
+from projections.base import Decision, Envelope, Projection, fold_event
 from projections.policy import Policy
 
 E = TypeVar("E")
@@ -45,12 +45,7 @@ class Fold(Generic[E]):
         """Apply events in order; return the decisions they produced (also kept in `self.decisions`)."""
         produced: list[Decision] = []
         for event in events:
-            keys = list(self.projection.keys(event))
-            if not keys:
-                continue
-            touched = {key: self.entities[key] for key in keys if key in self.entities}
-            produced.extend(self.projection.apply(touched, event, self.policy))
-            self.entities.update(touched)
+            produced.extend(fold_event(self.projection, self.entities, event, self.policy))
         self.decisions.extend(produced)
         return produced
 
