@@ -39,6 +39,8 @@ from schemas.payloads.missions import (
 )
 from schemas.payloads.tools import ToolCallCompleted, ToolCallFailed, ToolCallRequested
 
+# The events that can change whether some tool call of a mission lacks its approval.
+_APPROVAL_CHANGES = frozenset({"tool.call.requested", "approval.requested", "approval.granted", "approval.denied"})
 MissionStatus = Literal["open", "in_progress", "blocked", "completed", "failed", "abandoned"]
 CallResult = Literal["pending", "completed", "failed"]
 CallApproval = Literal["none", "pending", "granted", "denied"]
@@ -271,11 +273,17 @@ def unresolved_tool_calls(mission: Mission) -> list[ToolCallState]:
     return [call for _, call in sorted(mission.tool_calls.items()) if call.result == "pending" or call.lacks_approval]
 
 
-def derive_status(mission: Mission) -> MissionStatus:
-    """The status by the rules in the module docstring."""
+def derive_status(mission: Mission, *, rescan_calls: bool = True) -> MissionStatus:
+    """The status by the rules in the module docstring. `rescan_calls=False` keeps the blocked-or-not of the
+    current status: only a tool call request or an approval event can change whether a call lacks approval."""
     if mission.closure is not None:
         return cast(MissionStatus, mission.closure.status)
-    if any(call.lacks_approval for call in mission.tool_calls.values()):
+    blocked = (
+        any(call.lacks_approval for call in mission.tool_calls.values())
+        if rescan_calls
+        else mission.status == "blocked"
+    )
+    if blocked:
         return "blocked"
     if mission.steps or mission.tool_calls or mission.approvals or mission.evidence or mission.refusals:
         return "in_progress"
@@ -437,7 +445,8 @@ class MissionProjection(Projection[Mission]):
         decisions = self._handlers[event["type"]](mission, event, policy)
         mission.updated_at = event["recorded_at"]
         mission.last_event_id = event["event_id"]
-        mission.status = derive_status(mission)
+        # Scanning every call on every event would make a long mission quadratic to replay.
+        mission.status = derive_status(mission, rescan_calls=event["type"] in _APPROVAL_CHANGES)
         return decisions
 
     def encode(self, entity: Mission) -> dict[str, Any]:
