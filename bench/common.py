@@ -148,9 +148,13 @@ def _payload(kind: str, rng: random.Random, mission: str, turn: int, agent: str,
 
 def submissions(count: int, *, missions: int = 200, seed: int = 7, tenant: str = TENANT) -> list[bytes]:
     """`count` schema-valid submissions as JSON bytes, round-robin over `missions` mission streams."""
+    return list(iter_submissions(count, missions=missions, seed=seed, tenant=tenant))
+
+
+def iter_submissions(count: int, *, missions: int = 200, seed: int = 7, tenant: str = TENANT) -> Iterator[bytes]:
+    """`submissions`, one at a time (a 10,000,000-event log does not fit in memory as a list)."""
     rng = random.Random(seed)
     requested: dict[int, str] = {}  # mission -> event_id of its open tool.call.requested
-    encoded: list[bytes] = []
     for index in range(count):
         slot = index % missions
         turn, position = divmod(index // missions, len(CYCLE))
@@ -182,8 +186,7 @@ def submissions(count: int, *, missions: int = 200, seed: int = 7, tenant: str =
         }
         if kind == "tool.call.requested":
             requested[slot] = event_id
-        encoded.append(orjson.dumps({key: value for key, value in submission.items() if value is not None}))
-    return encoded
+        yield orjson.dumps({key: value for key, value in submission.items() if value is not None})
 
 
 def stream_of(submission: bytes) -> tuple[str, str, str]:

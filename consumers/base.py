@@ -7,14 +7,17 @@ given: no clock, no randomness, no other I/O, or a rebuild from zero would not g
 
 from __future__ import annotations
 
-import sqlite3
 from abc import ABC, abstractmethod
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Generic, TypeVar
+
+from ledger.log.base import LogRecord
 
 Envelope = dict[str, Any]
+CursorT = TypeVar("CursorT")  # what the consumer's store hands `apply`: a sqlite3 cursor, a DuckDB connection
 
 
-class Consumer(ABC):
+class Consumer(ABC, Generic[CursorT]):
     """Folds the log, in log order, into tables of the consumer's own store.
 
     `name` names the store file and the registry entry. Bump `version` whenever `schema` or the meaning of
@@ -24,20 +27,25 @@ class Consumer(ABC):
 
     name: str
     version: int = 1
+    batch_size: int = 500  # events per transaction unless the runner is told otherwise
 
     @abstractmethod
     def schema(self) -> list[str]:
         """CREATE TABLE (and CREATE INDEX) statements of the state, run once when the store is first built."""
 
     @abstractmethod
-    def apply(self, cursor: sqlite3.Cursor, events: list[Envelope]) -> None:
+    def apply(self, cursor: CursorT, events: list[Envelope]) -> None:
         """Fold one batch of sequenced envelopes (log order, one partition) into the state through `cursor`.
 
         Runs inside the transaction that also stores the new position; raising rolls both back.
         """
 
-    def after_commit(self) -> None:  # noqa: B027 - an optional hook, deliberately empty by default
+    def apply_records(self, cursor: CursorT, events: list[Envelope], records: Sequence[LogRecord]) -> None:
+        """`apply`, for a consumer that also needs the stored bytes of each event (`records[i]` is `events[i]`)."""
+        self.apply(cursor, events)
+
+    def after_commit(self) -> None:
         """Called outside any transaction after each batch was applied and committed (e.g. to flush an outbox)."""
 
-    def on_caught_up(self) -> None:  # noqa: B027 - an optional hook, deliberately empty by default
+    def on_caught_up(self) -> None:
         """Called outside any transaction each time the runner reaches the end of the log after applying events."""

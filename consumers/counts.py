@@ -17,7 +17,7 @@ from ledger.errors import VerificationFailed
 from schemas.envelope import ZERO_HASH
 
 
-class EventCounts(Consumer):
+class EventCounts(Consumer[sqlite3.Cursor]):
     name = "counts"
     version = 1
 

@@ -121,7 +121,7 @@ class PolicyBook:
         return found or self.fallback
 
 
-class ProjectionConsumer(Consumer, Generic[E]):
+class ProjectionConsumer(Consumer[sqlite3.Cursor], Generic[E]):
     """A projection fed by the runner. `fixed_policy` (a shadow rebuild) folds every tenant under that policy,
     ignores activations in the log and queues no decisions."""
 

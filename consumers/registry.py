@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from consumers.audit.sink import AuditSink
 from consumers.base import Consumer
 from consumers.counts import EventCounts
 from consumers.policy_files import default_policy
@@ -20,12 +21,13 @@ from projections.base import Projection
 from projections.registry import PROJECTIONS
 
 
-def _projection(factory: Callable[[], Projection[Any]]) -> Callable[[], Consumer]:
+def _projection(factory: Callable[[], Projection[Any]]) -> Callable[[], Consumer[Any]]:
     return lambda: ProjectionConsumer(factory(), default_policy())
 
 
-CONSUMERS: dict[str, Callable[[], Consumer]] = {
+CONSUMERS: dict[str, Callable[[], Consumer[Any]]] = {
     EventCounts.name: EventCounts,
+    AuditSink.name: AuditSink,
     **{name: _projection(factory) for name, factory in PROJECTIONS.items()},
 }
 
@@ -34,7 +36,7 @@ def known_consumers() -> list[str]:
     return sorted(CONSUMERS)
 
 
-def consumer_for(name: str) -> Consumer:
+def consumer_for(name: str) -> Consumer[Any]:
     """A fresh consumer of that name, or a UsageError listing the known names."""
     factory = CONSUMERS.get(name)
     if factory is None:

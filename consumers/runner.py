@@ -11,11 +11,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Generic
 
 import orjson
 
-from consumers.base import Consumer, Envelope
-from consumers.store import ConsumerStore, StoredPosition
+from consumers.base import Consumer, CursorT, Envelope
+from consumers.store import PositionStore, StoredPosition
 from ledger.errors import UsageError, VerificationFailed
 from ledger.log.base import LogBackend, LogRecord
 
@@ -36,15 +37,15 @@ class RunnerProgress:
 ProgressCallback = Callable[[RunnerProgress], None]
 
 
-class ConsumerRunner:
+class ConsumerRunner(Generic[CursorT]):
     """Runs one consumer over one log into its store. One runner (thread or process) per store at a time is
     expected; a second one is still safe, because each batch re-reads its position under the store's write lock."""
 
     def __init__(
         self,
         log: LogBackend,
-        consumer: Consumer,
-        store: ConsumerStore,
+        consumer: Consumer[CursorT],
+        store: PositionStore[CursorT],
         batch_size: int = 500,
         on_progress: ProgressCallback | None = None,
     ) -> None:
@@ -113,7 +114,7 @@ class ConsumerRunner:
             if not records:
                 return 0
             events = self._checked_events(partition, stored, records)
-            self.consumer.apply(cursor, events)
+            self.consumer.apply_records(cursor, events, records)
             self.store.save_position(cursor, partition, records[-1].position, events[-1]["log"]["index"])
         self.consumer.after_commit()
         return len(events)

@@ -8,6 +8,7 @@ as `agent-ledger consume NAME`, with the outbox publishing decisions through the
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,7 +60,7 @@ class ProjectionService:
         self.state_root = state_root_of(ledger.settings.data_dir, state_root)
         self.fallback = default_policy()
         self._stores: dict[str, ConsumerStore] = {}
-        self._runners: dict[str, ConsumerRunner] = {}
+        self._runners: dict[str, ConsumerRunner[sqlite3.Cursor]] = {}
         self._policies = PolicyBook(self.fallback)
 
     def store(self, name: str) -> ConsumerStore:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any, Protocol, TypeVar
 
 from consumers.base import Consumer
 from ledger.errors import ConfigError
@@ -32,6 +33,26 @@ class StoredPosition:
 
     position: int
     log_index: int
+
+
+CursorT = TypeVar("CursorT")
+
+
+class PositionStore(Protocol[CursorT]):
+    """What the runner needs of a consumer's store, whatever its engine (SQLite here, DuckDB for the audit sink):
+    one transaction that holds both the state and the positions."""
+
+    def prepare(self, consumer: Consumer[Any], log_id: str) -> None: ...
+
+    def transaction(self) -> AbstractContextManager[CursorT]: ...
+
+    def stored_position(self, cursor: CursorT, partition: int) -> StoredPosition | None: ...
+
+    def save_position(self, cursor: CursorT, partition: int, position: int, log_index: int) -> None: ...
+
+    def progress(self) -> dict[int, StoredPosition]: ...
+
+    def positions(self) -> dict[int, int]: ...
 
 
 class ConsumerStore:
@@ -55,7 +76,7 @@ class ConsumerStore:
             for statement in STORE_TABLES:
                 cursor.execute(statement)
 
-    def prepare(self, consumer: Consumer, log_id: str) -> None:
+    def prepare(self, consumer: Consumer[Any], log_id: str) -> None:
         """Create the consumer's tables and bind the store to (consumer, version, log_id), or check the binding."""
         wanted = {"consumer": consumer.name, "version": str(consumer.version), "log_id": log_id}
         with self.transaction() as cursor:

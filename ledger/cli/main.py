@@ -10,7 +10,23 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from ledger.cli import append, authorize, consume, demo, kafka, keys, projections, read, sequencer, verify
+import duckdb
+
+from ledger.cli import (
+    append,
+    audit,
+    authorize,
+    bundle,
+    consume,
+    demo,
+    export,
+    kafka,
+    keys,
+    projections,
+    read,
+    sequencer,
+    verify,
+)
 from ledger.errors import LedgerError
 
 
@@ -19,7 +35,21 @@ def build_parser() -> argparse.ArgumentParser:
         prog="agent-ledger", description="Agent Ledger: the tamper-evident trust boundary for AI agents."
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (demo, append, read, verify, keys, sequencer, kafka, consume, projections, authorize):
+    for module in (
+        demo,
+        append,
+        read,
+        verify,
+        keys,
+        sequencer,
+        kafka,
+        consume,
+        projections,
+        authorize,
+        audit,
+        export,
+        bundle,
+    ):
         module.register(commands)
     return parser
 
@@ -32,6 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LedgerError as error:
         print(f"agent-ledger: error: {error}", file=sys.stderr)
         return error.exit_code
+    except duckdb.Error as error:  # an audit query that failed while its rows were read (a bad cast, say)
+        print(f"agent-ledger: error: query failed: {str(error).strip().splitlines()[0]}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

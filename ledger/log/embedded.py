@@ -40,6 +40,7 @@ PARTITION = 0  # one SQLite file is one partition
 # Merkle node hashes are stored TILE_WIDTH to a row per level (as in tlog tiles): a batch touches a row per
 # level, not a row per node, and an append extends the last row in place.
 TILE_WIDTH = 256
+FULL_TILES_CACHED = 4096  # 32 MiB of complete tiles kept by a reader (proofs of many events share them)
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -253,6 +254,7 @@ class EmbeddedLog(LogBackend):
         self._synchronous = "PRAGMA synchronous=FULL" if durable else "PRAGMA synchronous=NORMAL"
         self._heads: dict[tuple[str, str], StreamHead] = {}  # stream heads as of this process's last commit
         self._heads_size: int | None = None  # the log size they are valid for
+        self._full_tiles: dict[tuple[int, int, int], bytes] = {}
         if create:
             self.recorder.create_table()
         self._upgrade()
@@ -379,8 +381,22 @@ class EmbeddedLog(LogBackend):
             return event
 
     def get_node(self, partition: int, level: int, index: int) -> bytes:
-        with self._read() as cursor:
-            return self._get_node(cursor, partition, level, index)
+        tile, slot = divmod(index, TILE_WIDTH)
+        key = (partition, level, tile)
+        hashes = self._full_tiles.get(key)
+        if hashes is None:
+            with self._read() as cursor:
+                cursor.execute("SELECT hashes FROM ledger_merkle_tiles WHERE partition=? AND level=? AND tile=?", key)
+                row = cursor.fetchone()
+            hashes = b"" if row is None else bytes(row[0])
+            if len(hashes) == TILE_WIDTH * 32:  # a full tile never changes again: proofs reuse it
+                if len(self._full_tiles) >= FULL_TILES_CACHED:
+                    self._full_tiles.clear()
+                self._full_tiles[key] = hashes
+        node = hashes[slot * 32 : slot * 32 + 32]
+        if len(node) != 32:
+            raise ConfigError(f"Merkle node (level {level}, index {index}) is missing from the store")
+        return node
 
     @staticmethod
     def _get_node(cursor: SQLiteCursor, partition: int, level: int, index: int) -> bytes:
