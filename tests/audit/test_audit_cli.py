@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -24,7 +25,12 @@ from ledger.demo import run_demo
 
 def cli(*args: str | Path, check: bool = True) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
-        [sys.executable, "-m", "ledger.cli.main", *map(str, args)], capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "ledger.cli.main", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        # module fixtures run before the autouse fixture that drops AGENT_LEDGER_KAFKA: these runs are embedded
+        env={key: value for key, value in os.environ.items() if not key.startswith("AGENT_LEDGER")},
     )
     assert "Traceback" not in result.stderr, result.stderr
     if check:
