@@ -54,18 +54,22 @@ _PREFIX = EVENT_HASH_PREFIX.decode().rstrip("\n")
 CHECK_SQL = f"""
 WITH hashed AS (
     SELECT *, json_extract_string(canonical, [{_PATHS}]) AS said FROM events
-), checked AS (
+), rows AS (
+    -- per-row checks first, so the window sorts below carry narrow rows, not the payload and canonical text
     SELECT partition, log_index, tenant, stream, seq, hash, prev_hash,
         'sha256:' || sha256('{_PREFIX}' || chr(10) || canonical) AS computed,
         said[1:{_N}] IS DISTINCT FROM [{_COLUMNS}]
             OR said[{_N + 1}] IS DISTINCT FROM json(payload)
             OR CAST(said[{_N + 2}] AS TIMESTAMPTZ) IS DISTINCT FROM occurred_at
             OR CAST(said[{_N + 3}] AS TIMESTAMPTZ) IS DISTINCT FROM recorded_at
-            AS columns_differ,
+            AS columns_differ
+    FROM hashed
+), checked AS (
+    SELECT *,
         lag(log_index) OVER (PARTITION BY partition ORDER BY log_index) AS prev_index,
         lag(seq) OVER stream_order AS prev_seq,
         lag(hash) OVER stream_order AS prev_stream_hash
-    FROM hashed
+    FROM rows
     WINDOW stream_order AS (PARTITION BY tenant, stream ORDER BY seq, partition, log_index)
 )
 SELECT partition, log_index, tenant, stream, seq, CASE
