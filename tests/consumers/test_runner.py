@@ -312,7 +312,7 @@ def test_cli_consume_once_prints_one_summary_line(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["consume", "nope", "--once"], "unknown consumer 'nope' (known: counts"),
+        (["consume", "nope", "--once"], "unknown consumer 'nope' (known: audit, counts"),
         (["consume", "counts", "--once", "--kafka", "127.0.0.1:1"], "cannot reach Kafka at 127.0.0.1:1"),
         (["consume", "counts", "--once", "--batch-size", "0"], "must be positive"),
     ],
