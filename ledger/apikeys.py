@@ -49,6 +49,13 @@ def _secret_hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def _stamp(path: Path) -> tuple[int, int, int, int]:
+    """Changes whenever the file is replaced; mtime alone can repeat within the clock's granularity, and a
+    revocation another process wrote must never be missed."""
+    info = path.stat()
+    return info.st_ino, info.st_mtime_ns, info.st_ctime_ns, info.st_size
+
+
 def split_token(token: str) -> tuple[str, str] | None:
     """`alk_<key_id>_<secret>` into its key id and secret; None for anything else."""
     if not token.startswith(KEY_PREFIX):
@@ -66,21 +73,21 @@ class ApiKeyStore:
         self.path = Path(key_dir) / API_KEYS_FILENAME
         self._lock = threading.Lock()
         self._keys: dict[str, ApiKey] = {}
-        self._loaded_mtime: int | None = None
+        self._loaded_stamp: tuple[int, int, int, int] | None = None
 
     def _load(self) -> dict[str, ApiKey]:
         try:
-            mtime = self.path.stat().st_mtime_ns
+            stamp = _stamp(self.path)
         except FileNotFoundError:
-            self._keys, self._loaded_mtime = {}, None
+            self._keys, self._loaded_stamp = {}, None
             return self._keys
-        if mtime != self._loaded_mtime:
+        if stamp != self._loaded_stamp:
             try:
                 rows = orjson.loads(self.path.read_bytes())
                 self._keys = {row["key_id"]: ApiKey(**row) for row in rows}
             except (orjson.JSONDecodeError, TypeError, KeyError) as exc:
                 raise ConfigError(f"{self.path} is not an API key file: {exc}") from None
-            self._loaded_mtime = mtime
+            self._loaded_stamp = stamp
         return self._keys
 
     def _save(self, keys: dict[str, ApiKey]) -> None:
@@ -93,7 +100,7 @@ class ApiKeyStore:
             os.fsync(handle.fileno())
         os.chmod(temporary, 0o600)
         os.replace(temporary, self.path)
-        self._keys, self._loaded_mtime = keys, self.path.stat().st_mtime_ns
+        self._keys, self._loaded_stamp = keys, _stamp(self.path)
 
     def create(self, tenant: str, role: str, name: str = "") -> tuple[ApiKey, str]:
         """A new key for `tenant` with `role`; returns its record and the token, which is never stored."""

@@ -3,28 +3,9 @@ baseline measured in the same run, and a `met` flag for each of its targets."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-
-
-def run_benchmark(script: str, tmp_path: Path, *options: str) -> dict[str, Any]:
-    env = {name: value for name, value in os.environ.items() if not name.startswith("AGENT_LEDGER_")}
-    done = subprocess.run(
-        [sys.executable, str(BENCH / script), *options, "--repeat", "1", "--tmp-dir", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=180,
-    )
-    assert done.returncode == 0, done.stderr
-    result: dict[str, Any] = json.loads(done.stdout)
-    return result
+from bench_support import run_benchmark
 
 
 def test_audit_bench_loads_queries_and_verifies(tmp_path: Path) -> None:

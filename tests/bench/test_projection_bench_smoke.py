@@ -3,28 +3,10 @@ figures, a baseline, a ratio and a `met` flag per target."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-
-
-def run_benchmark(script: str, tmp_path: Path, *options: str) -> dict[str, Any]:
-    env = {name: value for name, value in os.environ.items() if not name.startswith("AGENT_LEDGER_")}
-    done = subprocess.run(
-        [sys.executable, str(BENCH / script), *options, "--repeat", "1", "--tmp-dir", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=180,
-    )
-    assert done.returncode == 0, done.stderr
-    result: dict[str, Any] = json.loads(done.stdout)
-    return result
+from bench_support import run_benchmark
 
 
 def assert_rates(figures: dict[str, Any], count: int) -> None:
