@@ -34,7 +34,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.record import util as kafka_record_util
 
 from ledger.errors import SubmissionRefused
-from ledger.keys import SignerKey, write_key_pair
+from ledger.keys import PRIVATE_KEY_FILENAME, SignerKey, load_signer, write_key_pair
 from ledger.log.kafka import Topics, partition_of, stream_key
 from ledger.log.kafka_intake import IntakeClient
 from ledger.log.kafka_topics import TopicPlan, ensure_topics
@@ -305,7 +305,10 @@ def run_ledger(
     with tempfile.TemporaryDirectory(prefix="bench-kafka-", dir=args.tmp_dir) as work_dir:
         sequencer = SequencerProcess(bootstrap, topics, Path(work_dir), args.max_batch, profile)
         try:
-            client = IntakeClient(bootstrap, topics=topics, timeout_s=READY_TIMEOUT_S)
+            # Signed like every producer's records: with the ledger key the sequencer was given (one signature
+            # per batch record, checked by the sequencer).
+            signer = load_signer(Path(work_dir) / "keys" / PRIVATE_KEY_FILENAME)
+            client = IntakeClient(bootstrap, topics=topics, timeout_s=READY_TIMEOUT_S, signer=signer)
             try:
                 warm_up(client, sequencer, partitions, seed=1_000 + repetition)
                 seconds, cpu = run_throughput(client, sequencer, submissions, args.in_flight)

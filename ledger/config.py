@@ -2,7 +2,8 @@
 
 The CLI, the SDK and the tests build one `Settings` and pass it down; nothing else reads the environment.
 Environment: AGENT_LEDGER_DATA (data dir, default ./.agent-ledger), AGENT_LEDGER_KEYS (key dir, default
-<data>/keys), AGENT_LEDGER_MAX_PAYLOAD_BYTES, AGENT_LEDGER_CHECKPOINT_EVERY, AGENT_LEDGER_CHECKPOINT_MS.
+<data>/keys), AGENT_LEDGER_MAX_PAYLOAD_BYTES, AGENT_LEDGER_CHECKPOINT_EVERY, AGENT_LEDGER_CHECKPOINT_MS,
+AGENT_LEDGER_PRODUCER_KEY (the key a Kafka producer signs intake records with; default the ledger key).
 """
 
 from __future__ import annotations
@@ -45,11 +46,18 @@ class Settings:
             interval_ms=_env_int("AGENT_LEDGER_CHECKPOINT_MS", CheckpointPolicy.interval_ms),
         )
     )
+    producer_key: Path | None = field(
+        default_factory=lambda: (
+            Path(os.environ["AGENT_LEDGER_PRODUCER_KEY"]) if os.environ.get("AGENT_LEDGER_PRODUCER_KEY") else None
+        )
+    )
 
     def __post_init__(self) -> None:  # accept str paths from SDK callers
         object.__setattr__(self, "data_dir", Path(self.data_dir))
         if self.keys_dir is not None:
             object.__setattr__(self, "keys_dir", Path(self.keys_dir))
+        if self.producer_key is not None:
+            object.__setattr__(self, "producer_key", Path(self.producer_key))
 
     @property
     def key_dir(self) -> Path:

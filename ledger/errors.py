@@ -75,6 +75,44 @@ class WrongTenant(SubmissionRefused):
     http_status = 403
 
 
+class ProducerNotAuthenticated(SubmissionRefused):
+    """A record on `ledger.intake` whose producer could not be authenticated (DESIGN guarantee 9)."""
+
+    reason_code = "unauthenticated"
+    http_status = 401
+
+
+class UnsignedSubmission(ProducerNotAuthenticated):
+    """The intake record carries no producer signature headers."""
+
+    reason_code = "unsigned_submission"
+
+
+class BadSignature(ProducerNotAuthenticated):
+    """The signature headers are malformed, or the signature does not verify under the named key."""
+
+    reason_code = "bad_signature"
+
+
+class UnknownProducerKey(ProducerNotAuthenticated):
+    """The record names a key id that is neither the ledger key nor a registered producer key."""
+
+    reason_code = "unknown_producer_key"
+
+
+class ProducerKeyNotValid(ProducerNotAuthenticated):
+    """The producer key is registered, but not valid now (before its valid_from or after its expires_at)."""
+
+    reason_code = "producer_key_not_valid"
+
+
+class KeyRegistrationForbidden(SubmissionRefused):
+    """A `key.registered` submission signed by a producer key: only the operator (the ledger key) registers keys."""
+
+    reason_code = "key_registration_forbidden"
+    http_status = 403
+
+
 class MisroutedSubmission(SubmissionRefused):
     """A submission arrived on an intake partition that does not own its stream (a stream lives in one partition)."""
 

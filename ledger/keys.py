@@ -270,6 +270,25 @@ def write_key_pair(directory: Path, signer: SignerKey, *, overwrite: bool = Fals
     return key_path, pub_path
 
 
+def write_signer_file(key_path: Path, signer: SignerKey) -> Path:
+    """Write a private key to `key_path` (0600, created exclusively) and its verifier key beside it (`.pub`).
+
+    The directory is created 0700 when missing. An existing file is never replaced. Returns the `.pub` path.
+    """
+    directory = key_path.parent
+    if not directory.exists():
+        directory.mkdir(mode=0o700, parents=True)
+        os.chmod(directory, 0o700)
+    try:
+        _write_new_file(key_path, (signer.text() + "\n").encode("utf-8"), 0o600)
+    except FileExistsError:
+        raise ConfigError(f"a key already exists at {key_path}; refusing to overwrite it") from None
+    pub_path = key_path.with_suffix(".pub")
+    _replace_file(pub_path, (signer.verifier().text() + "\n").encode("utf-8"), 0o644)
+    _fsync_directory(directory)
+    return pub_path
+
+
 def load_signer(path: Path) -> SignerKey:
     """Load a private key file, refusing a missing, too-open (group/other bits) or malformed one."""
     try:

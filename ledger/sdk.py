@@ -20,6 +20,7 @@ from ledger.log.base import Checkpointed, LogBackend, LogRecord, Rejection
 from ledger.log.embedded import EmbeddedLog
 from ledger.log.kafka import KafkaLog, Topics
 from ledger.log.kafka_intake import IntakeClient
+from ledger.producer_auth import intake_signer
 from ledger.receipts import receipt_with_proof
 from ledger.sealer import Sealer
 from ledger.sequencer import Outcome, RawSubmission, Sequencer
@@ -60,10 +61,11 @@ class Ledger:
         topics: Topics | None = None,
     ) -> Ledger:
         """Open the embedded ledger (writers need the signing key), or with `kafka` connect to a Kafka ledger:
-        appends then go through `ledger.intake` to the `agent-ledger sequencer` workers."""
+        appends then go through `ledger.intake` to the `agent-ledger sequencer` workers, signed with the
+        settings' producer key, else the ledger key when readable (docs/kafka.md, "Producer authentication")."""
         settings = settings or Settings()
         if kafka is not None:
-            intake = None if read_only else IntakeClient(kafka, topics=topics)
+            intake = None if read_only else IntakeClient(kafka, topics=topics, signer=intake_signer(settings))
             return cls(KafkaLog(kafka, topics=topics), settings, None, intake)
         signer = None if read_only else load_signer(settings.private_key_path)
         return cls(EmbeddedLog(settings.data_dir, create=create), settings, signer)

@@ -109,17 +109,23 @@ class Sequencer:
         return outcome
 
     def append_batch(
-        self, raws: Sequence[RawSubmission], *, tenant: str | None = None, partition: int | None = None
+        self,
+        raws: Sequence[RawSubmission],
+        *,
+        tenant: str | None = None,
+        partition: int | None = None,
+        refused: Sequence[tuple[RawSubmission, SubmissionRefused]] = (),
     ) -> list[Outcome]:
         """Append a batch; the result has one receipt or refusal per submission, in order.
 
         With `partition` (a Kafka sequencer draining one intake partition) every submission must belong to
         that partition, and the partition's writer is opened even when all were refused, so the refusals
-        commit in the same transaction as the intake position.
+        commit in the same transaction as the intake position. `refused` are submissions the caller already
+        refused (an intake record that failed producer authentication): recorded with the batch, not returned.
         """
         received_at = self.clock()
         outcomes: list[Outcome | None] = [None] * len(raws)
-        rejections: list[Rejection] = []
+        rejections = [self._rejection(received_at, refusal, raw) for raw, refusal in refused]
         by_partition: dict[int, list[tuple[int, ValidSubmission]]] = {} if partition is None else {partition: []}
         for slot, raw in enumerate(raws):
             try:

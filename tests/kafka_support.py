@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,13 +38,14 @@ def fresh_topics(partitions: int = 2) -> Topics:
 class SequencerThread:
     """An `agent-ledger sequencer` worker running in this process until `stop()`."""
 
-    def __init__(self, settings: Settings, topics: Topics, state_dir: Path) -> None:
+    def __init__(self, settings: Settings, topics: Topics, state_dir: Path, **options: Any) -> None:
         self.worker = KafkaSequencer(
             BOOTSTRAP,
             load_signer(settings.private_key_path),
             state_dir,
             topics=topics,
             checkpoint_policy=settings.checkpoint_policy,
+            **options,
         )
         self._stop = threading.Event()
         self.error: BaseException | None = None

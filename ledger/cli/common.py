@@ -34,6 +34,12 @@ def add_store_options(parser: argparse.ArgumentParser, *, kafka: bool = True) ->
 def add_kafka_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kafka", default=None, help="Kafka bootstrap HOST:PORT (env AGENT_LEDGER_KAFKA)")
     parser.add_argument("--topic-prefix", default="", help="prefix of the four ledger topics (default none)")
+    parser.add_argument(
+        "--producer-key",
+        type=Path,
+        default=None,
+        help="key that signs what goes to ledger.intake (env AGENT_LEDGER_PRODUCER_KEY; default the ledger key)",
+    )
 
 
 def kafka_from(args: argparse.Namespace, *, required: bool = False) -> tuple[str | None, Topics]:
@@ -57,6 +63,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return Settings(
         data_dir=args.data or base.data_dir,
         keys_dir=args.keys,
+        producer_key=getattr(args, "producer_key", None) or base.producer_key,
         limits=Limits(max_payload_bytes=max_payload) if max_payload else base.limits,
         checkpoint_policy=base.checkpoint_policy,
     )

@@ -25,6 +25,7 @@ from ledger.cli import (
     projections,
     read,
     sequencer,
+    serve,
     verify,
 )
 from ledger.errors import LedgerError
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         audit,
         export,
         bundle,
+        serve,
     ):
         module.register(commands)
     return parser

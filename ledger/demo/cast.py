@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from consumers.policy_files import default_policy
@@ -61,6 +61,8 @@ class TenantSpec:
     agents: tuple[AgentSpec, ...]
     policy_tools: dict[str, tuple[str, bool]]  # tool -> (max level, production calls need a human approval)
     templates: tuple[MissionTemplate, ...]
+    scope_rules: dict[str, Any]  # the tenant's [scope] settings over the shipped default
+    policy_summary: str  # what its policy does, in words (its description)
 
 
 TENANTS: tuple[TenantSpec, ...] = (
@@ -186,6 +188,9 @@ TENANTS: tuple[TenantSpec, ...] = (
                 ("INC-4411", "INC-4415", "INC-4420", "INC-4432", "INC-4437", "INC-4450"),
             ),
         ),
+        scope_rules={"failures_to_narrow": 3, "successes_to_widen": 20, "max_auto_level": "canary"},
+        policy_summary="scopes narrow after three failures and widen after twenty successes, up to canary; "
+        "production stays a human's grant.",
     ),
     TenantSpec(
         tenant="globex",
@@ -283,11 +288,19 @@ TENANTS: tuple[TenantSpec, ...] = (
                 ("SMB EMEA", "mid-market NA", "enterprise APAC", "self-serve"),
             ),
         ),
+        # Sustained success may earn production here: the story's agent that earns its production scope.
+        scope_rules={"failures_to_narrow": 3, "successes_to_widen": 15, "max_auto_level": "production"},
+        policy_summary="scopes narrow after three failures; fifteen successes widen them, up to production.",
     ),
 )
 
 REVISED_AGENT = ("acme", "a-coder-7", "anthropic/claude-sonnet-4-5")
 """(tenant, agent, new model): the one agent.revised of the day, halfway through."""
+
+CLOSE_OVERRIDE_TENANT = "acme"
+CLOSE_OVERRIDE_AFTER = timedelta(hours=5)
+"""The first mission of this tenant to finish this long after the day starts asks to close too early, is refused,
+and its requester closes it by hand anyway: the mission the auditor later finds closed without evidence."""
 
 TOOL_ACTORS = {
     "repo": "github-gateway",
@@ -325,12 +338,12 @@ def text_digest(text: str) -> str:
 
 def policy_content(spec: TenantSpec) -> dict[str, Any]:
     """The body of the tenant's policy 'default' v3, as published: its digest is the policy_id. It is the shipped
-    default with slower scope changes, a document the projections validate and fold under."""
+    default with the tenant's own scope rules, a document the projections validate and fold under."""
     base = default_policy().document
     document = {
         **base,
         "version": 3,
-        "description": f"{spec.tenant}: scopes narrow after three failures and widen after twenty successes.",
-        "scope": {**base["scope"], "failures_to_narrow": 3, "successes_to_widen": 20},
+        "description": f"{spec.tenant}: {spec.policy_summary}",
+        "scope": {**base["scope"], **spec.scope_rules},
     }
     return parse_policy(document, f"demo policy of {spec.tenant}").document

@@ -2,8 +2,9 @@
 then the outcome, its evaluation, the evidence and the close.
 
 A completed mission attaches evidence for every criterion before its close is accepted; when it asks too early
-the mission-state policy refuses the close, naming the criterion, and the mission attaches the rest. A hand-off
-is guarded by `expected_seq`. It plans on the mission's own stream only, never on another mission's.
+the mission-state policy refuses the close, naming the criterion, and the mission attaches the rest; once, its
+requester closes it by hand instead (a fact the audit finds). A hand-off is guarded by `expected_seq`. It plans on
+the mission's own stream only, never on another mission's.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Any
 from ledger.clock import format_timestamp
 from ledger.demo.cast import (
     BASE_TIME,
+    CLOSE_OVERRIDE_AFTER,
+    CLOSE_OVERRIDE_TENANT,
     HARNESS_ACTOR,
     REVISED_AGENT,
     TENANTS,
@@ -36,6 +39,7 @@ class MissionPlanner(ToolCallPlanner):
         self._memory_count = 0
         self.revision_at = BASE_TIME + timedelta(hours=4)
         self.handoff_race: dict[str, Any] = {}
+        self.close_override: dict[str, str] = {}  # the mission its requester closes by hand after a refusal
 
     def model_of(self, spec: TenantSpec, agent_id: str, at: datetime) -> str:
         if (spec.tenant, agent_id) == REVISED_AGENT[:2] and at >= self.revision_at:
@@ -50,7 +54,7 @@ class MissionPlanner(ToolCallPlanner):
         mission = MissionInProgress(
             spec, f"m-{self._mission_count:04d}", template.owner, begins, f"{rng.getrandbits(128):032x}"
         )
-        requester = rng.choice(spec.humans)
+        requester = mission.requester = rng.choice(spec.humans)
         opened = self._mission_event(
             mission,
             "mission.opened",
@@ -63,6 +67,7 @@ class MissionPlanner(ToolCallPlanner):
                 "due_at": format_timestamp(begins + timedelta(days=2)),
                 "labels": {"priority": rng.choice(("p1", "p2", "p3"))},
             },
+            awaits_projections=index == 0,  # the projections have seen the tenants' policies before any decision
         )
         self._mission_event(
             mission,
@@ -314,6 +319,9 @@ class MissionPlanner(ToolCallPlanner):
             causation_id=outcome["event_id"],
         )
         pending = list(mission.evidence.items())
+        if not failure and len(pending) >= 2 and self._override_due(mission):
+            self._close_by_hand(mission, pending, summary)
+            return
         held_back = pending.pop() if pending and not failure and rng.random() < 0.1 else None
         for criterion, evidence in pending:
             self._attach(mission, criterion, evidence)
@@ -324,6 +332,43 @@ class MissionPlanner(ToolCallPlanner):
             criterion, evidence = held_back
             self._attach(mission, criterion, evidence)
             self._request_close(mission, status, summary)
+
+    def _override_due(self, mission: MissionInProgress) -> bool:
+        return (
+            not self.close_override
+            and mission.tenant.tenant == CLOSE_OVERRIDE_TENANT
+            and mission.clock >= BASE_TIME + CLOSE_OVERRIDE_AFTER
+        )
+
+    def _close_by_hand(
+        self, mission: MissionInProgress, pending: list[tuple[str, list[tuple[str, str]]]], summary: str
+    ) -> None:
+        """The agent asks to close before attaching its last criterion's evidence and is refused; its requester,
+        who has read the refusal, closes the mission by hand. The ledger records that as a fact; the mission
+        projection accepts a human's close, and the auditor's `missions-closed-without-evidence` finds it."""
+        *attached, (missing, _) = pending
+        for criterion, evidence in attached:
+            self._attach(mission, criterion, evidence)
+        request = self._request_close(mission, "completed", summary)
+        closed = self._mission_event(
+            mission,
+            "mission.closed",
+            ("human", mission.requester),
+            {
+                "status": "completed",
+                "summary": "Closed by hand: the work is done, I checked it myself; no time to chase the evidence.",
+                "request_event_id": request["event_id"],
+            },
+            after=(600, 1800),
+            awaits_projections=True,
+        )
+        self.close_override = {
+            "tenant": mission.tenant.tenant,
+            "mission_id": mission.mission_id,
+            "criterion_id": missing,
+            "closed_by": mission.requester,
+            "event_id": closed["event_id"],
+        }
 
     def _request_close(self, mission: MissionInProgress, status: str, summary: str) -> dict[str, Any]:
         return self._mission_event(

@@ -28,6 +28,9 @@ class PlannedSubmission:
 
     `expected_refusal` is the reason code a deliberately bad input must be refused with; `producer_tenant`
     is the tenant the producer's key may write (None: any); `label` says, for a bad input, what it stands for.
+    `awaits_projections` marks a submission the projections must have caught up before: the first mission, so they
+    know each tenant's policy before any decision (on Kafka, partitions are folded batch by batch), or a human
+    who reacts to a decision they made; the runner catches them up first.
     """
 
     raw: RawSubmission
@@ -35,6 +38,7 @@ class PlannedSubmission:
     expected_refusal: str | None = None
     producer_tenant: str | None = None
     label: str | None = None
+    awaits_projections: bool = False
 
 
 @dataclass
@@ -46,6 +50,7 @@ class MissionInProgress:
     owner: str
     clock: datetime
     trace_id: str
+    requester: str = ""  # the human who opened it
     stream: str = ""
     evidence: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # criterion -> (event_id, kind)
     last_approval: str | None = None  # the approval.granted of the latest tool call, if it needed one
@@ -85,6 +90,7 @@ class SubmissionPlan:
         expected_seq: int | None = None,
         expected_refusal: str | None = None,
         label: str | None = None,
+        awaits_projections: bool = False,
     ) -> dict[str, Any]:
         """Plan one submission; unless it is meant to be refused, the stream's head moves on by one."""
         submission: dict[str, Any] = {
@@ -106,7 +112,10 @@ class SubmissionPlan:
             ),
         }
         submission.update({key: value for key, value in optional.items() if value is not None})
-        self.add(at, PlannedSubmission(submission, submission["occurred_at"], expected_refusal, label=label))
+        planned = PlannedSubmission(
+            submission, submission["occurred_at"], expected_refusal, label=label, awaits_projections=awaits_projections
+        )
+        self.add(at, planned)
         if expected_refusal is None:
             self._seq[(tenant, stream)] += 1
         return submission
@@ -141,6 +150,7 @@ class SubmissionPlan:
         expected_refusal: str | None = None,
         agent_id: str | None = None,
         label: str | None = None,
+        awaits_projections: bool = False,
     ) -> dict[str, Any]:
         """Plan an event on the mission's stream, a seeded `after` seconds later than its previous one."""
         mission.clock += timedelta(seconds=self.rng.uniform(*after))
@@ -158,6 +168,7 @@ class SubmissionPlan:
             expected_seq=expected_seq,
             expected_refusal=expected_refusal,
             label=label,
+            awaits_projections=awaits_projections,
         )
 
     def _policy_answer(

@@ -1,14 +1,17 @@
 """The producer side of a Kafka ledger: submissions go to `ledger.intake`, answers come back from the log.
 
 Each submission is keyed `tenant/stream` and sent to the intake partition that owns its stream (Kafka's default
-partitioner, so producers in any language agree). The client assigns an `event_id` when there is none, then
-waits for its answer: the sealed event in `ledger.events` (a receipt) or its refusal in `ledger.rejected`.
-Input it cannot route (not JSON, no tenant or stream) is refused here and recorded in `ledger.rejected` too.
+partitioner, so producers in any language agree). Submissions for one partition that arrive within `linger_ms`
+travel as one batch record, signed once with the producer's key (`ledger/producer_auth.py`, guarantee 9).
+The client assigns an `event_id` when there is none, then waits for its answer: the sealed event in
+`ledger.events` (a receipt) or its refusal in `ledger.rejected`. Input it cannot route (not JSON, no tenant or
+stream) is refused here and recorded in `ledger.rejected` too.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import defaultdict, deque
 from collections.abc import Sequence
 from concurrent.futures import Future
@@ -28,8 +31,10 @@ from ledger.errors import (
     refusal_from,
 )
 from ledger.intake import Limits, check_producer_tenant, decode_submission, raw_bytes
+from ledger.keys import SignerKey
 from ledger.log.base import Rejection
 from ledger.log.kafka import Topics, partition_of, reader, rejection_from_record, rejection_record, stream_key
+from ledger.producer_auth import BATCH_MAX_BYTES, BATCH_MAX_SUBMISSIONS, RecordSigner, batch_value
 from ledger.sequencer import Outcome, RawSubmission, receipt_for
 
 
@@ -45,12 +50,23 @@ class IntakeClient:
     """Append to a Kafka ledger and wait for receipts; thread-safe."""
 
     def __init__(
-        self, bootstrap: str, *, topics: Topics | None = None, timeout_s: float = 30.0, limits: Limits | None = None
+        self,
+        bootstrap: str,
+        *,
+        topics: Topics | None = None,
+        timeout_s: float = 30.0,
+        limits: Limits | None = None,
+        signer: SignerKey | None = None,
+        linger_ms: float = 5.0,
     ) -> None:
+        """`signer` signs every intake record (the ledger key, or a producer key registered to the tenants this
+        client writes); without it records go unsigned and a sequencer refuses them (`unsigned_submission`)."""
         self.bootstrap = bootstrap
         self.limits = limits or Limits()
         self.topics = topics or Topics()
         self.timeout_s = timeout_s
+        self._record_signer = RecordSigner(signer) if signer is not None else None
+        self._linger_s = linger_ms / 1000
         try:
             self._producer = KafkaProducer(
                 bootstrap_servers=bootstrap,
@@ -70,7 +86,15 @@ class IntakeClient:
         self._pending: dict[tuple[str, str], deque[Future[Outcome]]] = defaultdict(deque)
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        # Per intake partition: encoded submissions waiting to leave as one record, their bytes, the record key.
+        self._outbox: dict[int, list[tuple[bytes, tuple[str, str]]]] = {}
+        self._outbox_bytes: dict[int, int] = {}
+        self._outbox_keys: dict[int, bytes] = {}
+        self._outbox_changed = threading.Condition()
+        self._closing = False
         self._start_listening()
+        self._sender = threading.Thread(target=self._send_lingering, name="agent-ledger-intake", daemon=True)
+        self._sender.start()
 
     def _start_listening(self) -> None:
         partitions = [
@@ -124,16 +148,70 @@ class IntakeClient:
         if not fields.get("event_id"):
             fields["event_id"] = uuid7()
         key = stream_key(fields["tenant"], fields["stream"])
+        answer_key = (fields["tenant"], fields["event_id"])
         with self._lock:
-            self._pending[(fields["tenant"], fields["event_id"])].append(future)
-        self._producer.send(
-            self.topics.intake, key=key, value=orjson.dumps(fields), partition=partition_of(key, self.partition_count)
-        )
+            self._pending[answer_key].append(future)
+        self._enqueue(partition_of(key, self.partition_count), key, orjson.dumps(fields), answer_key)
         return future
+
+    # -- batch records ---------------------------------------------------------------------------------------
+
+    def _enqueue(self, partition: int, key: bytes, encoded: bytes, answer_key: tuple[str, str]) -> None:
+        with self._outbox_changed:
+            waiting = self._outbox.get(partition)
+            if waiting and (
+                len(waiting) >= BATCH_MAX_SUBMISSIONS
+                or self._outbox_bytes[partition] + len(encoded) + 1 > BATCH_MAX_BYTES
+            ):
+                self._send_outbox(partition)
+                waiting = None
+            if waiting is None:
+                self._outbox[partition] = waiting = []
+                self._outbox_bytes[partition] = 1
+                self._outbox_keys[partition] = key
+                self._outbox_changed.notify()  # the sender sleeps only while the outbox is empty
+            waiting.append((encoded, answer_key))
+            self._outbox_bytes[partition] += len(encoded) + 1
+
+    def _send_outbox(self, partition: int) -> None:
+        """Send one partition's waiting submissions as one (signed) record; called holding `_outbox_changed`,
+        which keeps the records of one partition in submission order."""
+        waiting = self._outbox.pop(partition)
+        del self._outbox_bytes[partition]
+        key = self._outbox_keys.pop(partition)
+        value = batch_value([encoded for encoded, _ in waiting])
+        headers = self._record_signer.headers(value) if self._record_signer is not None else None
+        try:
+            self._producer.send(self.topics.intake, key=key, value=value, partition=partition, headers=headers)
+        except KafkaError as exc:  # e.g. too large for one request: each waiting caller gets the error
+            for _, answer_key in waiting:
+                with self._lock:
+                    futures = self._pending.get(answer_key)
+                    future = futures.pop() if futures else None
+                    if futures is not None and not futures:
+                        del self._pending[answer_key]
+                if future is not None:
+                    future.set_exception(exc)
+
+    def _send_all(self) -> None:
+        with self._outbox_changed:
+            for partition in list(self._outbox):
+                self._send_outbox(partition)
+
+    def _send_lingering(self) -> None:
+        """Send what waited `linger_ms`: long enough for a burst of submits to share one signature."""
+        while True:
+            with self._outbox_changed:
+                while not self._outbox and not self._closing:
+                    self._outbox_changed.wait()
+                if self._closing and not self._outbox:
+                    return
+            time.sleep(self._linger_s)
+            self._send_all()
 
     def append_batch(self, raws: Sequence[RawSubmission], *, tenant: str | None = None) -> list[Outcome]:
         futures = [self.submit(raw, tenant=tenant) for raw in raws]
-        self._producer.flush()
+        self.flush()
         outcomes = []
         for future in futures:
             try:
@@ -166,10 +244,15 @@ class IntakeClient:
         self._producer.send(self.topics.rejected, value=rejection_record(rejection))
 
     def flush(self) -> None:
+        self._send_all()
         self._producer.flush()
 
     def close(self) -> None:
-        self._producer.flush()
+        self.flush()
+        with self._outbox_changed:
+            self._closing = True
+            self._outbox_changed.notify()
+        self._sender.join(timeout=5)
         self._stop.set()
         self._listener.join(timeout=5)
         self._producer.close()

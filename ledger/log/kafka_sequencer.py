@@ -5,7 +5,8 @@ older instance, so a zombie cannot append. One batch is one Kafka transaction: t
 a due checkpoint (checkpoints p), the refusals (rejected) and the intake offset (`send_offsets_to_transaction`).
 Heads, the idempotency index and Merkle nodes live in a local SQLite replica per partition, rebuilt from
 `ledger.events` on assignment (bounded memory, guarantee 4). After an ambiguous error the producer is recreated
-and the replica caught up from the log; nothing is retried blindly.
+and the replica caught up from the log; nothing is retried blindly. Every intake record must be signed by the
+ledger key or a producer key registered to its tenant (guarantee 9); refusals commit with the batch.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,7 @@ from kafka.structs import OffsetAndMetadata
 
 from ledger.canonical import event_hash
 from ledger.checkpoint import open_checkpoint, origin_for
-from ledger.errors import ConfigError, VerificationFailed
+from ledger.errors import ConfigError, SubmissionRefused, VerificationFailed
 from ledger.intake import Limits
 from ledger.keys import SignerKey
 from ledger.log.base import (
@@ -48,7 +50,9 @@ from ledger.log.kafka import (
     rejection_record,
     stream_key,
 )
+from ledger.log.kafka_keys import ProducerKeyRegistry
 from ledger.merkle import CompactRange, leaf_hash
+from ledger.producer_auth import admit
 from ledger.sealer import seal_tick_s
 from ledger.sequencer import CheckpointPolicy, Sequencer
 from schemas.envelope import ZERO_HASH
@@ -168,6 +172,7 @@ class KafkaSequencer(ConsumerRebalanceListener):  # type: ignore[misc]
         checkpoint_policy: CheckpointPolicy | None = None,
         max_batch: int = 500,
         session_timeout_ms: int = 10_000,
+        key_refresh_s: float = 30.0,
     ) -> None:
         self.bootstrap = bootstrap
         self.topics = topics or Topics()
@@ -183,6 +188,7 @@ class KafkaSequencer(ConsumerRebalanceListener):  # type: ignore[misc]
         self._retry: set[int] = set()  # ours by assignment, but recovery failed: take again on a later poll
         self._refused: VerificationFailed | None = None  # a partition's log failed its checks: stop
         self.verifier = signer.verifier()
+        self.max_batch = max_batch
         # Every transaction that carries events also carries the checkpoint covering them, so catch-up can tell
         # sequenced events from records written around the sequencer.
         policy = checkpoint_policy or CheckpointPolicy()
@@ -213,6 +219,9 @@ class KafkaSequencer(ConsumerRebalanceListener):  # type: ignore[misc]
             time.sleep(0.2)
         self._consumer.subscribe([self.topics.intake], listener=self)
         self.sequenced = 0
+        # Who may write: the ledger key and the producer keys registered in the log (any partition).
+        self.producer_keys = ProducerKeyRegistry(bootstrap, self.topics, self.verifier, refresh_s=key_refresh_s)
+        self.producer_keys.refresh()
 
     # -- ownership ---------------------------------------------------------------------------------------
 
@@ -355,6 +364,7 @@ class KafkaSequencer(ConsumerRebalanceListener):  # type: ignore[misc]
         # Partitions are independent (own producer, own replica): their transactions overlap on a thread pool,
         # while the consumer itself is only touched here, between polls.
         pool = ThreadPoolExecutor(max_workers=self.partition_count, thread_name_prefix="agent-ledger-partition")
+        self.producer_keys.start()  # revocations reach a running worker within `key_refresh_s`
         try:
             while not stop.is_set():
                 self._retake_after_failed_recovery()
@@ -377,17 +387,32 @@ class KafkaSequencer(ConsumerRebalanceListener):  # type: ignore[misc]
             self.close()
 
     def _sequence(self, partition: int, records: list[Any]) -> tuple[str, int]:
-        """Sequence one partition's polled records in one transaction; say how it went (runs on the pool)."""
+        """Sequence one partition's polled records, at most about `max_batch` submissions per transaction (a
+        record may be a signed batch); say how it went (runs on the pool)."""
         owned = self._owned[partition]
-        owned.next_intake_offset = records[-1].offset + 1
+        lookup = self.producer_keys.batch_lookup()
+        now = datetime.now(UTC)
+        limits = self.sequencer.limits
+        submissions: list[bytes | dict[str, Any]] = []
+        refused: list[tuple[bytes | dict[str, Any], SubmissionRefused]] = []
+        sequenced = 0
         try:
-            self.sequencer.append_batch([record.value or b"" for record in records], partition=partition)
-            return "committed", len(records)
+            for number, record in enumerate(records, start=1):
+                admission = admit(record.value or b"", record.headers or (), lookup, limits, now)
+                submissions.extend(admission.submissions)
+                refused.extend(admission.refused)
+                if len(submissions) + len(refused) < self.max_batch and number < len(records):
+                    continue
+                owned.next_intake_offset = record.offset + 1
+                self.sequencer.append_batch(submissions, partition=partition, refused=refused)
+                sequenced += len(submissions) + len(refused)
+                submissions, refused = [], []
+            return "committed", sequenced
         except KafkaError as exc:
             if is_fenced(exc):
-                return "fenced", 0
+                return "fenced", sequenced
             log.warning("partition %d: %s; recreating the producer and catching up", partition, exc)
-            return "ambiguous", 0
+            return "ambiguous", sequenced
         finally:
             owned.next_intake_offset = None
 
@@ -456,3 +481,4 @@ class KafkaSequencer(ConsumerRebalanceListener):  # type: ignore[misc]
             self._release(partition)
         self._consumer.close(autocommit=False)
         self._catch_up_reader.close()
+        self.producer_keys.close()

@@ -172,13 +172,15 @@ class Traffic:
         self,
         bootstrap: str,
         topics: Topics,
+        settings: Settings,
         *,
         streams_per_partition: int = 2,
         batch: int = 10,
         in_flight: int = 100,
         resend_after_s: float = 2.0,
     ) -> None:
-        self.client = IntakeClient(bootstrap, topics=topics, timeout_s=resend_after_s)
+        signer = load_signer(settings.private_key_path)  # what the SDK signs intake records with by default
+        self.client = IntakeClient(bootstrap, topics=topics, timeout_s=resend_after_s, signer=signer)
         self.missions = missions_covering(self.client.partition_count, streams_per_partition)
         self.batch, self.in_flight, self.resend_after_s = batch, in_flight, resend_after_s
         self.sent: dict[str, dict[str, Any]] = {}
@@ -390,7 +392,7 @@ def test_kill_9_mid_transaction_loses_nothing_acknowledged_and_appends_nothing_t
     settings = make_settings(tmp_path)
     topics = fresh_topics(partitions=2)
     first = start_sequencer(sequencers, BOOTSTRAP, topics, settings, "first", "state")
-    traffic = Traffic(BOOTSTRAP, topics)
+    traffic = Traffic(BOOTSTRAP, topics, settings)
     traffic_runs.append(traffic)
     traffic.wait_acknowledged(150)
 
@@ -427,7 +429,7 @@ def test_second_sequencer_joining_and_first_leaving_keeps_every_partition_sequen
     settings = make_settings(tmp_path)
     topics = fresh_topics(partitions=4)
     first = start_sequencer(sequencers, BOOTSTRAP, topics, settings, "first", "state-first")
-    traffic = Traffic(BOOTSTRAP, topics)
+    traffic = Traffic(BOOTSTRAP, topics, settings)
     traffic_runs.append(traffic)
     traffic.wait_acknowledged(100)
     assert first.taken() == {0, 1, 2, 3}
@@ -463,7 +465,7 @@ def test_frozen_sequencer_resumed_after_takeover_cannot_append(
     settings = make_settings(tmp_path)
     topics = fresh_topics(partitions=2)
     first = start_sequencer(sequencers, BOOTSTRAP, topics, settings, "first", "state-first")
-    traffic = Traffic(BOOTSTRAP, topics)
+    traffic = Traffic(BOOTSTRAP, topics, settings)
     traffic_runs.append(traffic)
     traffic.wait_acknowledged(100)
 
@@ -622,7 +624,7 @@ def test_broker_restart_mid_traffic_loses_nothing_acknowledged(
     topics = Topics(f"restart{random.randrange(1 << 30):x}.")
     ensure_topics(own_broker, TopicPlan(partitions=2), prefix=topics.prefix)
     sequencer = start_sequencer(sequencers, own_broker, topics, settings, "only", "state")
-    traffic = Traffic(own_broker, topics, resend_after_s=3.0)
+    traffic = Traffic(own_broker, topics, settings, resend_after_s=3.0)
     traffic_runs.append(traffic)
     traffic.wait_acknowledged(150)
     acknowledged_before = traffic.acknowledged()

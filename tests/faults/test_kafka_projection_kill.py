@@ -214,14 +214,24 @@ class ConsumerProcess:
     """`agent-ledger consume NAME --once` against the Kafka ledger, output to files (no pipe to fill up)."""
 
     def __init__(
-        self, name: str, state_root: Path, data: Path, prefix: str, log_dir: Path, run: int, batch: int = BATCH
+        self,
+        name: str,
+        state_root: Path,
+        data: Path,
+        prefix: str,
+        log_dir: Path,
+        run: int,
+        batch: int = BATCH,
+        *,
+        keys: Path,
     ) -> None:
         self.name = name
         self.store = state_root / "projections" / f"{name}.sqlite"
         self.out = log_dir / f"{name}-{run}.out"
         self.err = log_dir / f"{name}-{run}.err"
         command = [*CLI, "consume", name, "--once", "--batch-size", str(batch), "--state", str(state_root)]
-        command += ["--data", str(data), "--kafka", BOOTSTRAP, "--topic-prefix", prefix]
+        # The ledger key signs the decisions it appends through ledger.intake (docs/kafka.md, producer auth).
+        command += ["--data", str(data), "--keys", str(keys), "--kafka", BOOTSTRAP, "--topic-prefix", prefix]
         with self.out.open("w") as out, self.err.open("w") as err:
             self.process = subprocess.Popen(command, stdout=out, stderr=err, text=True)
 
@@ -306,11 +316,11 @@ def test_kill_9_of_projection_consumers_on_kafka_appends_every_decision_exactly_
 
         with Ledger.open(settings, kafka=BOOTSTRAP, topics=topics, read_only=True) as reader:
             log = reader.log
-            data, prefix = settings.data_dir, topics.prefix
+            data, keys, prefix = settings.data_dir, settings.key_dir, topics.prefix
 
             # 1. Killed early on with decisions committed to the outbox and not yet marked appended (maybe sent
             #    already). Trust decides mostly early, while evidence is thin: failing that, killed at a quarter.
-            runs = [ConsumerProcess(name, state_root, data, prefix, logs, 1) for name in NAMES]
+            runs = [ConsumerProcess(name, state_root, data, prefix, logs, 1, keys=keys) for name in NAMES]
             kill_when(
                 runs, lambda _, applied, pending: applied >= total // 20 and (pending > 0 or applied >= total // 4)
             )
@@ -319,7 +329,7 @@ def test_kill_9_of_projection_consumers_on_kafka_appends_every_decision_exactly_
             for name, state in stood.items():
                 assert state is not None and total // 20 <= state.applied < total, name
                 assert_store_is_the_fold(name, state, events)
-            runs = [ConsumerProcess(name, state_root, data, prefix, logs, 2) for name in NAMES]
+            runs = [ConsumerProcess(name, state_root, data, prefix, logs, 2, keys=keys) for name in NAMES]
             applied_before = {name: state.applied for name, state in stood.items() if state is not None}
             kill_when(runs, lambda name, applied, _: applied >= applied_before[name] + total // 3)
             events = log_events(log)
@@ -330,14 +340,16 @@ def test_kill_9_of_projection_consumers_on_kafka_appends_every_decision_exactly_
 
             # 3. Restarted once more, with larger batches: it catches up to the end of the log, its own decisions'
             #    echoes included.
-            runs = [ConsumerProcess(name, state_root, data, prefix, logs, 3, LAST_BATCH) for name in NAMES]
+            runs = [ConsumerProcess(name, state_root, data, prefix, logs, 3, LAST_BATCH, keys=keys) for name in NAMES]
             for run in runs:
                 run.finish()
             # 4. The two ran side by side, so the first to finish may not have seen the other's last decisions.
             #    With both stopped the log is quiet: one more pass each, one after the other, ends at the end.
             summaries = {}
             for name in NAMES:
-                summaries[name] = ConsumerProcess(name, state_root, data, prefix, logs, 4, LAST_BATCH).finish()
+                summaries[name] = ConsumerProcess(
+                    name, state_root, data, prefix, logs, 4, LAST_BATCH, keys=keys
+                ).finish()
             events = log_events(log)
             in_log = Counter((e["tenant"], e["event_id"]) for envelopes in events.values() for e in envelopes)
             assert max(in_log.values()) == 1  # no event of any kind twice in ledger.events

@@ -27,7 +27,7 @@ from ledger.canonical import canonical_bytes, event_hash
 from ledger.checkpoint import Checkpoint, origin_for, sign_checkpoint
 from ledger.config import Settings
 from ledger.errors import VerificationFailed
-from ledger.keys import SignerKey
+from ledger.keys import SignerKey, load_signer
 from ledger.log.base import Checkpointed
 from ledger.log.kafka import KafkaLog, checkpoint_record, stream_key
 from ledger.log.kafka_intake import IntakeClient, ReceiptTimeout
@@ -200,7 +200,8 @@ def test_forged_event_is_never_sealed_by_a_restarted_sequencer(sealed: SealedKaf
     produce(sealed.topics.events, stored_bytes(forged), stream_key("acme", "mission/m-1"))
     assert "not covered by a signed checkpoint" in failure(sealed)
     sequencer = SequencerThread(sealed.settings, sealed.topics, tmp_path / "restarted")
-    client = IntakeClient(BOOTSTRAP, topics=sealed.topics, timeout_s=10)
+    signer = load_signer(sealed.settings.private_key_path)
+    client = IntakeClient(BOOTSTRAP, topics=sealed.topics, timeout_s=10, signer=signer)
     try:  # the next sequencer may refuse to build on the forged tail (no receipt) or append after it
         with contextlib.suppress(ReceiptTimeout):
             client.append_batch([step(mission="m-1")])
