@@ -34,8 +34,8 @@ from ledger.config import Settings
 from ledger.errors import SubmissionRefused
 from ledger.sdk import Ledger
 
-TARGETS = {"events_per_s": 1_000.0, "ratio": 0.25}
-"""Single-event requests: at least 1,000 events/s through HTTP, and at least a quarter of the SDK's rate."""
+TARGETS: dict[str, float] = {}
+"""The issue sets no speed target for HTTP: the figures are reported against the in-process SDK only."""
 READY_TIMEOUT_S = 60.0
 ANNOUNCED = re.compile(r"serving (http://\S+)")
 
