@@ -15,7 +15,9 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+
+from fastapi import Depends, Request
 
 from consumers.service import ProjectionService
 from ledger.api.group_commit import GroupCommit
@@ -108,3 +110,12 @@ class Service:
         if self._projections is not None:
             self._projections.close()
         self.ledger.close()
+
+
+def service_of(request: Request) -> Service:
+    """The service `create_app` was built with; routes take it as `ServiceDep`."""
+    service: Service = request.app.state.service
+    return service
+
+
+ServiceDep = Annotated[Service, Depends(service_of)]

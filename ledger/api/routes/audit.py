@@ -32,8 +32,7 @@ from consumers.audit.session import AuditSession, audit_dir
 from consumers.audit.sink import audit_runner
 from ledger.api.auth import allow
 from ledger.api.errors import ERROR_RESPONSES, ErrorBody, NotFound
-from ledger.api.routes.state import ServiceDep
-from ledger.api.service import Service
+from ledger.api.service import Service, ServiceDep
 from ledger.api.workers import EmbeddedWorkers
 from ledger.bundle.build import build_bundle
 from ledger.bundle.format import DsseEnvelope

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Request
 
 from ledger.api.auth import allow_any_tenant
 from ledger.api.errors import ERROR_RESPONSES
-from ledger.api.service import Service
+from ledger.api.service import service_of
 from ledger.apikeys import ApiKey
 from schemas.http import CheckpointNote, Checkpoints, VerifierKeyText
 
@@ -29,7 +29,7 @@ router = APIRouter(prefix="/v1", tags=["checkpoints"])
 def latest_checkpoints(
     request: Request, key: Annotated[ApiKey, Depends(allow_any_tenant("checkpoints"))]
 ) -> Checkpoints:
-    service: Service = request.app.state.service
+    service = service_of(request)
     log = service.ledger.log
     notes = []
     with service.reading():
@@ -48,6 +48,6 @@ def latest_checkpoints(
     responses=ERROR_RESPONSES,
 )
 def verifier_key(request: Request, key: Annotated[ApiKey, Depends(allow_any_tenant("checkpoints"))]) -> VerifierKeyText:
-    service: Service = request.app.state.service
+    service = service_of(request)
     verifier = service.ledger.verifier_key()
     return VerifierKeyText(verifier_key=verifier.text(), name=verifier.name, key_id=verifier.key_id.hex())

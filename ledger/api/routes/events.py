@@ -20,7 +20,7 @@ from ledger.api.errors import ERROR_RESPONSES, NotFound, error_body, error_respo
 from ledger.api.metrics import ApiMetrics
 from ledger.api.openapi import component_ref, json_body
 from ledger.api.raw_body import OversizedBody, read_bounded
-from ledger.api.service import Service
+from ledger.api.service import service_of
 from ledger.apikeys import ApiKey
 from ledger.clock import utc_now
 from ledger.errors import MalformedJson, OversizedSubmission, SubmissionRefused
@@ -39,11 +39,6 @@ APPEND_ERRORS = error_responses(400, 401, 403, 404, 409, 413, 422, 504)
 EXAMPLE = EXAMPLES["mission.step.recorded"].submission()
 
 
-def _service(request: Request) -> Service:
-    service: Service = request.app.state.service
-    return service
-
-
 def _metrics(request: Request) -> ApiMetrics:
     metrics: ApiMetrics = request.app.state.metrics
     return metrics
@@ -52,7 +47,7 @@ def _metrics(request: Request) -> ApiMetrics:
 async def _refuse(request: Request, tenant: str, raw: bytes, refusal: SubmissionRefused) -> SubmissionRefused:
     """Record a refusal decided before the intake saw the submission, and count it (guarantee 6)."""
     rejection = Rejection(utc_now(), refusal.reason_code, refusal.message, tenant, None, raw)
-    await run_in_threadpool(_service(request).record_refusals, [rejection])
+    await run_in_threadpool(service_of(request).record_refusals, [rejection])
     _metrics(request).refused(refusal)
     return refusal
 
@@ -65,7 +60,7 @@ async def _body(request: Request, tenant: str, limit: int, what: str) -> bytes:
 
 
 async def _append(request: Request, tenant: str, raws: list[RawSubmission]) -> list[Outcome]:
-    outcomes = await run_in_threadpool(_service(request).append_batch, raws, tenant=tenant)
+    outcomes = await run_in_threadpool(service_of(request).append_batch, raws, tenant=tenant)
     _metrics(request).count(outcomes)
     return outcomes
 
@@ -85,7 +80,7 @@ async def _append(request: Request, tenant: str, raws: list[RawSubmission]) -> l
     ),
 )
 async def append_event(tenant: str, request: Request, key: Annotated[ApiKey, Depends(allow("append"))]) -> Receipt:
-    limit = _service(request).settings.limits.max_submission_bytes
+    limit = service_of(request).settings.limits.max_submission_bytes
     raw = await _body(request, tenant, limit, "the submission")
     (outcome,) = await _append(request, tenant, [raw])
     if isinstance(outcome, SubmissionRefused):
@@ -126,7 +121,7 @@ def _batch_outcome(outcome: Outcome) -> BatchOutcome:
     ),
 )
 async def append_batch(tenant: str, request: Request, key: Annotated[ApiKey, Depends(allow("append"))]) -> BatchResult:
-    limits = _service(request).http_limits
+    limits = service_of(request).http_limits
     body = await _body(request, tenant, limits.max_batch_bytes, "the batch")
     items = await run_in_threadpool(_batch_items, body, limits.max_batch_items)  # megabytes: off the event loop
     if isinstance(items, SubmissionRefused):
@@ -150,7 +145,7 @@ async def append_batch(tenant: str, request: Request, key: Annotated[ApiKey, Dep
 def get_receipt(
     tenant: str, event_id: str, request: Request, key: Annotated[ApiKey, Depends(allow("receipt"))]
 ) -> Receipt:
-    service = _service(request)
+    service = service_of(request)
     with service.reading():
         receipt = service.ledger.receipt(tenant, event_id)
     if receipt is None:

@@ -15,7 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from ledger.api.auth import allow_any_tenant
 from ledger.api.errors import ERROR_RESPONSES
 from ledger.api.metrics import ApiMetrics
-from ledger.api.service import Service
+from ledger.api.service import service_of
 from ledger.api.workers import EmbeddedWorkers
 from ledger.apikeys import ApiKey
 from schemas.http import Health
@@ -25,7 +25,7 @@ router = APIRouter(tags=["operations"])
 
 @router.get("/healthz", response_model=Health, summary="Liveness: the process answers, and its backend")
 def healthz(request: Request) -> Health:
-    service: Service = request.app.state.service
+    service = service_of(request)
     workers: EmbeddedWorkers | None = request.app.state.workers
     running = workers is not None and workers.running
     state = "external" if service.kafka else "running" if running else "stopped"

@@ -12,27 +12,18 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from consumers.service import ProjectionService
 from ledger.api.auth import allow
 from ledger.api.errors import ERROR_RESPONSES, NotFound
-from ledger.api.service import Service
+from ledger.api.service import Service, ServiceDep
 from ledger.clock import normalise_timestamp, utc_now
 from schemas.envelope import EventIdStr, IdStr, Receipt
 from schemas.payloads.base import Level
 
 router = APIRouter(prefix="/v1/tenants/{tenant}", tags=["state"], responses=ERROR_RESPONSES)
-
-
-def service_of(request: Request) -> Service:
-    """The service `create_app` was built with."""
-    service: Service = request.app.state.service
-    return service
-
-
-ServiceDep = Annotated[Service, Depends(service_of)]
 
 
 @contextmanager
