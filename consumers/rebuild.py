@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from consumers.gc_paused import gc_paused
 from consumers.generations import (
     SHADOW,
     live_dir,
@@ -100,6 +101,19 @@ def rebuild(
     on_progress: Progress | None = None,
 ) -> RebuildResult:
     """Replay the whole log under `policy` into a new shadow generation; the live stores are not touched."""
+    with gc_paused():
+        return _rebuild(log, state_root, policy, projections, source=source, on_progress=on_progress)
+
+
+def _rebuild(
+    log: LogBackend,
+    state_root: Path,
+    policy: Policy,
+    projections: Sequence[Projection[Any]],
+    *,
+    source: str | None,
+    on_progress: Progress | None,
+) -> RebuildResult:
     started = time.perf_counter()
     ends = {partition: log.end_position(partition) for partition in range(log.partition_count)}
     total = sum(log.size(partition) for partition in range(log.partition_count))

@@ -3,6 +3,7 @@ and rebuilds without repeating, and a stricter policy is rebuilt, diffed and pro
 
 from __future__ import annotations
 
+import gc
 import json
 import sqlite3
 from collections import Counter
@@ -114,6 +115,7 @@ def test_rebuild_under_a_stricter_policy_is_diffed_then_promoted_and_changes_aut
     strict.write_text(text.replace("version = 1", "version = 2", 1))
     code, out, _ = run_cli(capsys, "projections", "rebuild", *store, "--policy", str(strict))
     assert code == 0 and "rebuilt rb-" in out
+    assert gc.isenabled(), "the rebuild paused the garbage collector and left it off"
     code, out, _ = run_cli(capsys, "projections", "diff", *store, "--json")
     changes = json.loads(out)["changes"]
     scope_changes = [c for c in changes if c["projection"] == "scope"]
