@@ -28,7 +28,15 @@ from consumers.generations import (
     promotion_lock,
     shadow_dir,
 )
-from consumers.projection import ProjectionConsumer, encode_entity, policy_submissions, read_entities
+from consumers.policy_files import default_policy
+from consumers.projection import (
+    AppendBatch,
+    OutboxPublisher,
+    ProjectionConsumer,
+    encode_entity,
+    policy_submissions,
+    read_entities,
+)
 from consumers.runner import ConsumerRunner
 from consumers.store import ConsumerStore
 from ledger.errors import ConfigError, DuplicateEventId, SubmissionRefused, UsageError, VerificationFailed
@@ -240,11 +248,9 @@ class Promotion:
     rebuild_id: str
     policy_id: str
     caught_up: int  # events applied to the shadow after the rebuild, before the switch
+    decided: int  # events the live stores folded, deciding under the policy they ran, before the switch
     appended: int  # events recorded: policy.published / policy.activated and the scope changes
     scope_changes: int
-
-
-AppendBatch = Callable[[list[dict[str, Any]]], Sequence[object]]
 
 
 def promote(
@@ -255,15 +261,27 @@ def promote(
     *,
     reason: str | None = None,
 ) -> Promotion:
-    """Catch the shadow up, switch it live atomically, and record the activation and scope changes."""
+    """Catch the live stores and then the shadow up to the same positions, switch the shadow live atomically,
+    and record the activation and scope changes.
+
+    The live stores go first, with their outboxes: an event the live projections had not folded yet is decided
+    under the policy they run, as it would have been without the promotion. The shadow folds without deciding,
+    so it stops exactly where each live store stopped; what arrives later is decided by the promoted stores.
+    """
     with promotion_lock(state_root):
         generation, manifest = _shadow(state_root)
         policy = parse_policy(manifest["policy"], f"{generation / MANIFEST}")
-        caught_up = 0
+        fallback = default_policy()
+        caught_up = decided = 0
         for projection in projections:
+            live = ProjectionConsumer(projection, fallback)
+            with ConsumerStore(store_path(live_dir(state_root), projection.name)) as store:
+                live.publisher = OutboxPublisher(store, append_batch)
+                decided += ConsumerRunner(log, live, store).catch_up()
+                until = store.positions()
             consumer = ProjectionConsumer(projection, policy, fixed_policy=policy)
             with ConsumerStore(store_path(generation, projection.name)) as store:
-                caught_up += ConsumerRunner(log, consumer, store).catch_up()
+                caught_up += ConsumerRunner(log, consumer, store, until=until).catch_up()
         changes = [c for c in diff(state_root, projections).changes if c.projection == "scope"]
         point(state_root, "projections", generation)
     rebuild_id = manifest["rebuild_id"]
@@ -281,7 +299,7 @@ def promote(
     if refused:
         raise ConfigError(f"promotion switched the stores, but recording it was refused: {refused[0]}")
     appended = sum(not isinstance(o, SubmissionRefused) for o in outcomes)
-    return Promotion(rebuild_id, policy.policy_id, caught_up, appended, len(changes))
+    return Promotion(rebuild_id, policy.policy_id, caught_up, decided, appended, len(changes))
 
 
 def _scope_change(change: Change, policy: Policy, rebuild_id: str) -> dict[str, Any]:

@@ -48,7 +48,9 @@ class ConsumerRunner(Generic[CursorT]):
         store: PositionStore[CursorT],
         batch_size: int = 500,
         on_progress: ProgressCallback | None = None,
+        until: dict[int, int] | None = None,
     ) -> None:
+        """`until` (partition -> position) stops the runner there: a partition it does not name is not read."""
         if batch_size < 1:
             raise UsageError(f"batch size must be at least 1, not {batch_size}")
         self.log = log
@@ -56,6 +58,7 @@ class ConsumerRunner(Generic[CursorT]):
         self.store = store
         self.batch_size = batch_size
         self.on_progress = on_progress
+        self.until = until
         self._first_positions: dict[int, int] = {}  # the log is append-only: its first position never changes
         self._caught_up_pending = True  # the hook fires on the first arrival at the end, then after new events
         store.prepare(consumer, log.log_id)
@@ -107,10 +110,11 @@ class ConsumerRunner(Generic[CursorT]):
     def _apply_batch(self, partition: int) -> int:
         with self.store.transaction() as cursor:
             stored = self.store.stored_position(cursor, partition)  # read under the store's write lock
-            end = self.log.end_position(partition)
+            end = self._end(partition)
             if end is None or (stored is not None and stored.position >= end):
                 return 0  # at the end: asking for more would wait out a Kafka poll for nothing
             records = self.log.records_after(partition, None if stored is None else stored.position, self.batch_size)
+            records = [record for record in records if record.position <= end]
             if not records:
                 return 0
             events = self._checked_events(partition, stored, records)
@@ -118,6 +122,13 @@ class ConsumerRunner(Generic[CursorT]):
             self.store.save_position(cursor, partition, records[-1].position, events[-1]["log"]["index"])
         self.consumer.after_commit()
         return len(events)
+
+    def _end(self, partition: int) -> int | None:
+        end = self.log.end_position(partition)
+        if self.until is None or end is None:
+            return end
+        bound = self.until.get(partition)
+        return None if bound is None else min(end, bound)
 
     def _checked_events(
         self, partition: int, stored: StoredPosition | None, records: list[LogRecord]
@@ -157,7 +168,7 @@ class ConsumerRunner(Generic[CursorT]):
         return events
 
     def _lag(self, partition: int, position: int | None) -> int:
-        end = self.log.end_position(partition)
+        end = self._end(partition)
         if end is None:
             return 0
         if position is not None:

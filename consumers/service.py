@@ -17,11 +17,11 @@ import orjson
 
 from consumers.generations import live_dir, state_root_of
 from consumers.policy_files import default_policy
-from consumers.projection import OutboxPublisher, PolicyBook, ProjectionConsumer
+from consumers.projection import OutboxPublisher, PolicyBook, ProjectionConsumer, policy_submissions
 from consumers.runner import ConsumerRunner
 from consumers.store import ConsumerStore
 from ledger.clock import utc_now
-from ledger.errors import UsageError
+from ledger.errors import SubmissionRefused, UsageError
 from projections.authorize import Authorization, authorize, authorize_at, decision_payload
 from projections.base import entity_key
 from projections.memory import MemoryProjection, context_packet
@@ -156,18 +156,31 @@ class ProjectionService:
             raise UsageError(f"cannot authorize: {exc}") from None
         receipt = None
         if record:
-            receipt = self.ledger.append(
-                {
-                    "tenant": tenant,
-                    "stream": f"agent/{agent_id}",
-                    "type": "policy.decision",
-                    "actor": {"kind": "policy", "id": "authorizer"},
-                    "agent_id": agent_id,
-                    "causation_id": request_event_id,
-                    "payload": decision_payload(answer, policy, call_id=call_id, request_event_id=request_event_id),
-                }
-            )
+            decision = {
+                "tenant": tenant,
+                "stream": f"agent/{agent_id}",
+                "type": "policy.decision",
+                "actor": {"kind": "policy", "id": "authorizer"},
+                "agent_id": agent_id,
+                "causation_id": request_event_id,
+                "payload": decision_payload(answer, policy, call_id=call_id, request_event_id=request_event_id),
+            }
+            *_, outcome = self.ledger.append_batch([*self._unpublished(tenant, policy), decision])
+            if isinstance(outcome, SubmissionRefused):
+                raise outcome
+            receipt = outcome
         return Answer(answer, policy.policy_id, policy.version, receipt)
+
+    def _unpublished(self, tenant: str, policy: Policy) -> list[dict[str, Any]]:
+        """`policy.published` / `policy.activated` of the shipped default when the log lacks them: a decision
+        never cites a policy that is not in the log (an activated policy is there by construction)."""
+        with self.store("scope").read() as cursor:
+            cursor.execute("SELECT 1 FROM active_policies WHERE tenant=?", (tenant,))
+            if cursor.fetchone() is not None:
+                return []
+        return [
+            s for s in policy_submissions(tenant, policy) if self.ledger.log.find_event(tenant, s["event_id"]) is None
+        ]
 
     def close(self) -> None:
         for store in self._stores.values():

@@ -103,7 +103,8 @@ def _promote(args: argparse.Namespace) -> int:
     with open_ledger(args, read_only=False) as ledger:
         promotion = promote(ledger.log, _state_root(args), all_projections(), ledger.append_batch, reason=args.reason)
     print(
-        f"promoted {promotion.rebuild_id} (policy {promotion.policy_id}): caught up {promotion.caught_up} events,"
+        f"promoted {promotion.rebuild_id} (policy {promotion.policy_id}): the live stores decided"
+        f" {promotion.decided} new events, the shadow caught up {promotion.caught_up} events;"
         f" recorded {promotion.appended} events ({promotion.scope_changes} scope changes)"
     )
     return 0

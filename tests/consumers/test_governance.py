@@ -236,3 +236,54 @@ def test_consume_a_projection_then_show_its_state(tmp_path: Path, capsys: pytest
     assert code == 0 and out == ""  # another tenant sees nothing
     code, out, err = run_cli(capsys, "consume", "scopes", *store, "--once")
     assert code == 2 and "unknown consumer 'scopes'" in err
+
+
+def test_events_the_live_stores_had_not_folded_are_still_decided_across_a_promotion(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = make_settings(tmp_path)
+    store = ["--data", str(settings.data_dir), "--keys", str(settings.keys_dir), "--state", str(tmp_path / "state")]
+    unfinished = tool_call("a-1", "ci.run_tests", True, mission="m-2")[:1]
+    # m-1 is decided before the rebuild; m-2's close request arrives after it. No live consumer runs meanwhile.
+    append(settings, [*mission_opened("m-1", "a-1"), close_requested("m-1", "a-1", event_id="close-1")])
+    catch_up(settings, tmp_path / "state")
+    strict = tmp_path / "strict.toml"
+    strict.write_text(Path("policies/default.toml").read_text().replace("version = 1", "version = 2", 1))
+    code, _, _ = run_cli(capsys, "projections", "rebuild", *store, "--policy", str(strict))
+    assert code == 0
+    append(settings, [*mission_opened("m-2", "a-1"), *unfinished, close_requested("m-2", "a-1", event_id="close-2")])
+
+    code, out, _ = run_cli(capsys, "projections", "promote", *store)
+    assert code == 0 and "the live stores decided" in out
+    events = log_of(settings)
+    refused = Counter(e["causation_id"] for e in events if e["type"] == "mission.close.refused")
+    # Each close was decided once: close-2 by the live stores (under the policy they ran) just before the switch.
+    assert refused == {"close-1": 1, "close-2": 1}
+    (refusal,) = [e for e in events if e["causation_id"] == "close-2" and e["type"] == "mission.close.refused"]
+    assert refusal["payload"]["policy_id"] == default_policy().policy_id
+    # The promoted stores stopped exactly where the live ones had: going on decides nothing twice.
+    catch_up(settings, tmp_path / "state")
+    again = log_of(settings)
+    assert all(count == 1 for count in derived(again).values())
+    with Ledger.open(settings) as ledger:
+        mission = ledger.projections(tmp_path / "state").mission("acme", "m-2")
+    assert mission is not None and [r["request_event_id"] for r in mission["refusals"]] == ["close-2"]
+
+
+def test_a_recorded_authorization_never_cites_a_policy_the_log_lacks(tmp_path: Path) -> None:
+    settings, state = make_settings(tmp_path), tmp_path / "state"
+    append(settings, [grant("a-1", TOOL, "canary")])
+    with Ledger.open(settings) as ledger:
+        answer = ledger.projections(state).authorize("acme", "a-1", TOOL, "sandbox")
+        again = ledger.projections(state).authorize("acme", "a-1", TOOL, "sandbox")
+        rejected = ledger.rejections()
+    assert answer.receipt is not None and again.receipt is not None
+    events = log_of(settings)
+    kinds = [(e["type"], e["payload"].get("policy_id")) for e in events]
+    decision_at = kinds.index(("policy.decision", answer.policy_id))
+    assert kinds[:decision_at].count(("policy.published", answer.policy_id)) == 1
+    assert kinds[:decision_at].count(("policy.activated", answer.policy_id)) == 1
+    # The second answer found the policy in the log and published nothing again, not even a refused duplicate.
+    assert kinds.count(("policy.published", answer.policy_id)) == 1
+    assert [k for k, _ in kinds].count("policy.decision") == 2
+    assert rejected == []

@@ -122,6 +122,21 @@ def test_catch_up_applies_every_event_exactly_once(ledger: Ledger, tmp_path: Pat
     assert runner.store.progress()[0].log_index == 1233
 
 
+def test_a_bounded_runner_stops_at_its_position_then_an_unbounded_one_goes_on(ledger: Ledger, tmp_path: Path) -> None:
+    fill(ledger, 400)
+    positions = [record.position for record in ledger.log.read(0)]
+    stop = positions[236]  # inside a batch of 100, so the bound must cut the batch it reads
+    bounded = ConsumerRunner(ledger.log, EventCounts(), ConsumerStore(tmp_path / "c.sqlite"), 100, until={0: stop})
+    assert bounded.catch_up() == 237
+    assert bounded.store.positions() == {0: stop} and bounded.total_lag() == 0
+    assert query(bounded.store) == true_counts(ledger.log, 237)
+    # A partition the bound does not name is not read at all.
+    unnamed = ConsumerRunner(ledger.log, EventCounts(), ConsumerStore(tmp_path / "u.sqlite"), 100, until={})
+    assert unnamed.catch_up() == 0 and unnamed.store.positions() == {}
+    assert runner_for(ledger.log, tmp_path / "c.sqlite").catch_up() == 163
+    assert query(bounded.store) == true_counts(ledger.log)
+
+
 def test_failed_apply_moves_neither_state_nor_position(ledger: Ledger, tmp_path: Path) -> None:
     fill(ledger, 500)
     consumer = FailingCounts(fail_from=250)
