@@ -16,9 +16,12 @@ from conftest import make_settings
 
 from consumers.generations import live_dir
 from consumers.policy_files import default_policy
+from consumers.rebuild import rebuild
 from ledger.cli.main import main
 from ledger.config import Settings
+from ledger.errors import SubmissionRefused
 from ledger.sdk import Ledger
+from projections.registry import all_projections
 
 TOOL = "deploy.service"
 
@@ -287,3 +290,29 @@ def test_a_recorded_authorization_never_cites_a_policy_the_log_lacks(tmp_path: P
     assert kinds.count(("policy.published", answer.policy_id)) == 1
     assert [k for k, _ in kinds].count("policy.decision") == 2
     assert rejected == []
+
+
+def test_a_rebuild_reports_progress_while_the_live_stores_keep_answering(tmp_path: Path) -> None:
+    settings, state = make_settings(tmp_path), tmp_path / "state"
+    calls = [s for _ in range(3) for s in tool_call("a-1", TOOL, True)]
+    append(settings, [grant("a-1", TOOL, "canary"), *calls])
+    catch_up(settings, state)
+    with Ledger.open(settings) as ledger:
+        outcomes = ledger.append_batch([mission_opened(f"m-{n}", "a-2")[0] for n in range(11_000)])
+        assert not [o for o in outcomes if isinstance(o, SubmissionRefused)]
+        total = ledger.log.size(0)
+        assert total > 11_000
+        live = ledger.projections(state)
+        reports: list[tuple[int, int]] = []
+        answers: list[str] = []
+
+        def on_progress(done: int, of: int) -> None:
+            reports.append((done, of))
+            # Mid-replay the live stores still serve: the answer comes from the live generation.
+            answers.append(live.authorize("acme", "a-1", TOOL, "canary", record=False).authorization.decision)
+
+        result = rebuild(ledger.log, state, default_policy(), all_projections(), on_progress=on_progress)
+    assert result.events == total
+    assert reports[0][0] < total and reports[-1] == (total, total), "progress must be reported during the replay"
+    assert [done for done, _ in reports] == sorted(done for done, _ in reports)
+    assert answers and set(answers) == {"allow"}
