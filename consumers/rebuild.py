@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +103,19 @@ def store_path(generation: Path, name: str) -> Path:
     return generation / f"{name}.sqlite"
 
 
+PARALLEL_FROM = 50_000  # events; below this, starting another interpreter costs more than it saves
+
+
+@dataclass(frozen=True)
+class _Folded:
+    """What one process replayed and wrote: its stores' entity counts, and the log range it read."""
+
+    entities: dict[str, int]
+    positions: dict[int, tuple[int, int]]
+    tenants: set[str]
+    replayed: int
+
+
 def rebuild(
     log: LogBackend,
     state_root: Path,
@@ -107,26 +124,102 @@ def rebuild(
     *,
     source: str | None = None,
     on_progress: Progress | None = None,
+    workers: int | None = None,
 ) -> RebuildResult:
-    """Replay the whole log under `policy` into a new shadow generation; the live stores are not touched."""
-    with gc_paused():
-        return _rebuild(log, state_root, policy, projections, source=source, on_progress=on_progress)
+    """Replay the whole log under `policy` into a new shadow generation; the live stores are not touched.
 
-
-def _rebuild(
-    log: LogBackend,
-    state_root: Path,
-    policy: Policy,
-    projections: Sequence[Projection[Any]],
-    *,
-    source: str | None,
-    on_progress: Progress | None,
-) -> RebuildResult:
+    The projections are independent folds, so on a large log (`PARALLEL_FROM`) they are shared out over up to
+    one process per core (`workers` overrides); each process reads the same log range through its own reader
+    and writes its own stores. A backend with no `reader_opener` is replayed in this process.
+    """
     started = time.perf_counter()
     ends = {partition: log.end_position(partition) for partition in range(log.partition_count)}
     total = sum(log.size(partition) for partition in range(log.partition_count))
     material = f"{log.log_id}\n{policy.policy_id}\n{sorted(ends.items())}"
     rebuild_id = "rb-" + hashlib.sha256(material.encode()).hexdigest()[:16]
+    opener = log.reader_opener()
+    if workers is None:
+        workers = (os.cpu_count() or 1) if total >= PARALLEL_FROM else 1
+    workers = max(1, min(workers, len(projections))) if opener is not None else 1
+    groups = [list(projections[index::workers]) for index in range(workers)]
+    generation = new_generation(state_root, f"gen-{rebuild_id}")
+    try:
+        parts = _fold_everywhere(log, opener, ends, total, policy, groups, generation, on_progress)
+    except BaseException:
+        shutil.rmtree(generation, ignore_errors=True)  # a failed rebuild leaves no half-written generation
+        raise
+    first = parts[0]
+    for part in parts[1:]:
+        if (part.positions, part.tenants, part.replayed) != (first.positions, first.tenants, first.replayed):
+            shutil.rmtree(generation, ignore_errors=True)
+            raise VerificationFailed("rebuild: two processes read different events from the same log range")
+    counts = {name: count for part in parts for name, count in part.entities.items()}
+    result = RebuildResult(
+        rebuild_id=rebuild_id,
+        policy_id=policy.policy_id,
+        policy_version=policy.version,
+        generation=generation.name,
+        events=first.replayed,
+        seconds=time.perf_counter() - started,
+        entities={projection.name: counts[projection.name] for projection in projections},
+        tenants=sorted(first.tenants),
+    )
+    manifest = {**asdict(result), "policy": policy.document, "source": source}
+    (generation / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    point(state_root, SHADOW, generation)
+    return result
+
+
+def _fold_everywhere(
+    log: LogBackend,
+    opener: Callable[[], LogBackend] | None,
+    ends: dict[int, int | None],
+    total: int,
+    policy: Policy,
+    groups: list[list[Projection[Any]]],
+    generation: Path,
+    on_progress: Progress | None,
+) -> list[_Folded]:
+    """The first group here (with progress), every other group in a process of its own, at the same time."""
+    if len(groups) == 1 or opener is None:
+        with gc_paused():
+            return [_fold_and_write(log, ends, total, policy, groups[0], generation, on_progress)]
+    with ProcessPoolExecutor(len(groups) - 1, mp_context=get_context("spawn")) as pool:
+        kinds = [[type(projection) for projection in group] for group in groups[1:]]
+        others = [pool.submit(_fold_elsewhere, opener, ends, policy.document, group, generation) for group in kinds]
+        with gc_paused():
+            here = _fold_and_write(log, ends, total, policy, groups[0], generation, on_progress)
+        return [here, *(future.result() for future in others)]
+
+
+def _fold_elsewhere(
+    opener: Callable[[], LogBackend],
+    ends: dict[int, int | None],
+    document: dict[str, Any],
+    kinds: list[type[Projection[Any]]],
+    generation: Path,
+) -> _Folded:
+    """The part of a rebuild that runs in another process: its own reader, the same range, its own stores."""
+    log = opener()
+    try:
+        with gc_paused():
+            policy = parse_policy(document, "the rebuild's policy")
+            total = sum(log.size(partition) for partition in range(log.partition_count))
+            return _fold_and_write(log, ends, total, policy, [kind() for kind in kinds], generation, None)
+    finally:
+        log.close()
+
+
+def _fold_and_write(
+    log: LogBackend,
+    ends: dict[int, int | None],
+    total: int,
+    policy: Policy,
+    projections: Sequence[Projection[Any]],
+    generation: Path,
+    on_progress: Progress | None,
+) -> _Folded:
+    """Fold the log up to `ends` into `projections` under `policy`, then write each one's store."""
     consumers = [ProjectionConsumer(projection, policy, fixed_policy=policy) for projection in projections]
     states: list[dict[str, Any]] = [{} for _ in consumers]
     positions: dict[int, tuple[int, int]] = {}
@@ -153,26 +246,9 @@ def _rebuild(
                 on_progress(replayed, total)
     if on_progress is not None:
         on_progress(replayed, total)
-
-    generation = new_generation(state_root, f"gen-{rebuild_id}")
-    counts: dict[str, int] = {}
     for consumer, entities in zip(consumers, states, strict=True):
-        counts[consumer.name] = len(entities)
         _write_store(store_path(generation, consumer.name), consumer, log.log_id, entities, positions, tenants, policy)
-    result = RebuildResult(
-        rebuild_id=rebuild_id,
-        policy_id=policy.policy_id,
-        policy_version=policy.version,
-        generation=generation.name,
-        events=replayed,
-        seconds=time.perf_counter() - started,
-        entities=counts,
-        tenants=sorted(tenants),
-    )
-    manifest = {**asdict(result), "policy": policy.document, "source": source}
-    (generation / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    point(state_root, SHADOW, generation)
-    return result
+    return _Folded({c.name: len(e) for c, e in zip(consumers, states, strict=True)}, positions, tenants, replayed)
 
 
 def _write_store(

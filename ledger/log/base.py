@@ -8,7 +8,7 @@ the exclusive right to write it: heads, idempotency index, Merkle right edge, an
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -154,3 +154,8 @@ class LogBackend(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    def reader_opener(self) -> Callable[[], LogBackend] | None:
+        """A picklable callable that opens another reader of this log in another process (None: no such way,
+        so work that would fan out over processes stays in this one)."""
+        return None

@@ -14,7 +14,7 @@ import functools
 import secrets
 import sqlite3
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -439,6 +439,10 @@ class EmbeddedLog(LogBackend):
                 (limit,),
             )
             return [Rejection(r[0], r[1], r[2], r[3], r[4], bytes(r[5])) for r in cursor.fetchall()]
+
+    def reader_opener(self) -> Callable[[], LogBackend]:
+        # A fresh connection per process: an SQLite connection must never cross a fork.
+        return functools.partial(EmbeddedLog, self.data_dir, create=False, log_id=self.log_id)
 
     def close(self) -> None:
         self.datastore.close()
