@@ -316,3 +316,28 @@ def test_a_rebuild_reports_progress_while_the_live_stores_keep_answering(tmp_pat
     assert reports[0][0] < total and reports[-1] == (total, total), "progress must be reported during the replay"
     assert [done for done, _ in reports] == sorted(done for done, _ in reports)
     assert answers and set(answers) == {"allow"}
+
+
+def test_a_policy_that_stops_gating_closure_shows_the_mission_status_it_would_change(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = make_settings(tmp_path)
+    store = ["--data", str(settings.data_dir), "--keys", str(settings.keys_dir), "--state", str(tmp_path / "state")]
+    unfinished = tool_call("a-1", "ci.run_tests", True)[:1]
+    append(settings, [*mission_opened("m-1", "a-1"), *unfinished, close_requested("m-1", "a-1", event_id="close-1")])
+    catch_up(settings, tmp_path / "state")
+    lenient = tmp_path / "lenient.toml"
+    text = Path("policies/default.toml").read_text().replace("version = 1", "version = 2", 1)
+    text = text.replace("require_criteria_evidence = true", "require_criteria_evidence = false")
+    lenient.write_text(text.replace("require_tool_results = true", "require_tool_results = false"))
+    code, _, _ = run_cli(capsys, "projections", "rebuild", *store, "--policy", str(lenient))
+    assert code == 0
+    code, out, _ = run_cli(capsys, "projections", "diff", *store, "--json")
+    missions = {
+        c["field"]: (c["live"], c["shadow"]) for c in json.loads(out)["changes"] if c["projection"] == "mission"
+    }
+    live_status = missions["status"][0]
+    assert live_status != "completed"
+    assert missions == {"status": (live_status, "completed"), "refusals": (1, 0)}
+    code, out, _ = run_cli(capsys, "projections", "diff", *store)
+    assert f"acme/mission/m-1 status: {live_status} -> completed" in out
