@@ -8,12 +8,12 @@ module never appends it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from projections.policy import LEVELS, Policy
-from projections.scope import AgentScope, GrantChange, ToolGrant
+from projections.scope import CALL_LIMITS, AgentScope, GrantChange, ToolGrant, window_start
 from projections.scoring import TIMESTAMP_FORMAT
 from schemas.payloads.base import Level
 
@@ -37,10 +37,23 @@ class Authorization:
 
 
 def authorize(scope: AgentScope | None, *, tool: str, level: str, at: str, policy: Policy) -> Authorization:
-    """Whether the agent of `scope` may call `tool` at `level` at time `at`, under the grant in force now."""
+    """Whether the agent of `scope` may call `tool` at `level` at time `at`, under the grant in force now and
+    its call limits (`CALL_LIMITS`: the calls requested in the window before `at`, this one not yet among them)."""
     grant = scope.tools.get(tool) if scope is not None else None
     change = None if grant is None else _current(grant)
-    return _decide(change, tool=tool, level=_level(level), at=canonical_time(at), policy=policy)
+    when = canonical_time(at)
+    answer = _decide(change, tool=tool, level=_level(level), at=when, policy=policy)
+    if grant is None or answer.decision == "deny":
+        return answer
+    for name, (window, label) in CALL_LIMITS.items():
+        limit = grant.limits.get(name)
+        if limit is None:
+            continue
+        made = grant.calls_since(window_start(when, window))
+        if made >= limit:
+            reason = f"{made} calls of {tool} in the {label} before {when}; the grant allows {limit:g} ({name})"
+            return replace(answer, decision="deny", rule="scope.limit_exceeded", reason=reason)
+    return answer
 
 
 def authorize_at(scope: AgentScope | None, *, tool: str, level: str, at: str, policy: Policy) -> Authorization:

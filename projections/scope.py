@@ -8,13 +8,15 @@ the state at once, so its echo in the log is a no-op. Pure (DESIGN guarantee 8):
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from projections.base import Decision, Envelope, Projection, entity_key
 from projections.policy import LEVELS, Policy
-from projections.scoring import DecayedEvidence, Effect, is_derived
+from projections.scoring import TIMESTAMP_FORMAT, DecayedEvidence, Effect, is_derived, parse_time
 from schemas.payloads.base import Level
 
 SCOPE_EVENTS = frozenset(
@@ -35,6 +37,10 @@ MAX_CITED = 100
 """A decision cites at most this many events (the schemas' limit on evidence_event_ids)."""
 MAX_OPEN_CALLS = 1_000
 """Open calls remembered per agent (to find the tool of a denied approval); the oldest are forgotten first."""
+CALL_LIMITS = {"max_calls_per_hour": (timedelta(hours=1), "hour"), "max_calls_per_day": (timedelta(days=1), "day")}
+"""The limits `authorize` enforces, by name, with their windows; any other limit is kept and returned as given."""
+MAX_RECENT_CALLS = 10_000
+"""Call times remembered per grant for the limits (the last day's, newest first to go beyond this)."""
 _LEVEL_OF: dict[str, Level] = {level: level for level in LEVELS}
 
 
@@ -85,6 +91,7 @@ class ToolGrant:
     success_event_ids: list[str] = field(default_factory=list)  # the latest MAX_CITED of them
     failure_event_ids: list[str] = field(default_factory=list)
     history: list[GrantChange] = field(default_factory=list)
+    recent_calls: list[str] = field(default_factory=list)  # times of the tool.call.requested of the last day
 
     def in_force(self, at: str) -> bool:
         """Whether the grant allows anything at event time `at`."""
@@ -110,6 +117,7 @@ class ToolGrant:
             "success_event_ids": list(self.success_event_ids),
             "failure_event_ids": list(self.failure_event_ids),
             "history": [change.encode() for change in self.history],
+            "recent_calls": list(self.recent_calls),
         }
 
     @classmethod
@@ -125,7 +133,22 @@ class ToolGrant:
             success_event_ids=list(data["success_event_ids"]),
             failure_event_ids=list(data["failure_event_ids"]),
             history=[GrantChange.decode(change) for change in data["history"]],
+            recent_calls=list(data.get("recent_calls", ())),  # absent in stores written before limits counted
         )
+
+    def calls_since(self, start: str) -> int:
+        """Calls requested at or after `start` (the times are in log order, so oldest first)."""
+        return len(self.recent_calls) - bisect_left(self.recent_calls, start)
+
+    def remember_call(self, at: str) -> None:
+        """Count a requested call against the limits; keep only the last day's (the longest window)."""
+        if self.recent_calls and self.recent_calls[-1] > at:
+            insort(self.recent_calls, at)  # another partition's event can arrive late
+        else:
+            self.recent_calls.append(at)
+        if self.recent_calls[0][:10] != at[:10]:  # only a new day can leave calls outside the window
+            del self.recent_calls[: bisect_left(self.recent_calls, window_start(at, timedelta(days=1)))]
+        del self.recent_calls[:-MAX_RECENT_CALLS]
 
 
 @dataclass
@@ -167,6 +190,9 @@ class ScopeProjection(Projection[AgentScope]):
         elif kind in ("tool.call.requested", "approval.requested"):
             if payload.get("call_id") is not None and payload.get("tool") is not None:
                 _remember_call(scope, payload["call_id"], payload["tool"])
+            grant = scope.tools.get(payload["tool"]) if kind == "tool.call.requested" else None
+            if grant is not None:  # limits count from the first grant on
+                grant.remember_call(event["recorded_at"])
         elif kind in ("tool.call.completed", "tool.call.failed"):
             scope.open_calls.pop(payload["call_id"], None)
             effect: Effect = "success" if kind == "tool.call.completed" else "failure"
@@ -340,6 +366,11 @@ def _remember_call(scope: AgentScope, call_id: str, tool: str) -> None:
     scope.open_calls[call_id] = tool
     while len(scope.open_calls) > MAX_OPEN_CALLS:
         del scope.open_calls[next(iter(scope.open_calls))]
+
+
+def window_start(at: str, window: timedelta) -> str:
+    """The envelope timestamp `window` before `at`."""
+    return (parse_time(at) - window).strftime(TIMESTAMP_FORMAT)
 
 
 def _limits(data: dict[str, Any]) -> dict[str, float]:
