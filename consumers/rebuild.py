@@ -16,7 +16,7 @@ import shutil
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,7 @@ from projections.policy import Policy, parse_policy
 from schemas.payloads.base import LEVEL_ORDER
 
 MANIFEST = "manifest.json"
+RECORD = "promotion.json"  # the events that record a promotion, written before the switch
 Progress = Callable[[int, int], None]  # (events replayed, events in the log)
 
 
@@ -327,6 +328,7 @@ class Promotion:
     decided: int  # events the live stores folded, deciding under the policy they ran, before the switch
     appended: int  # events recorded: policy.published / policy.activated and the scope changes
     scope_changes: int
+    resumed: bool = False  # this call only finished recording an earlier promotion
 
 
 def promote(
@@ -343,8 +345,13 @@ def promote(
     The live stores go first, with their outboxes: an event the live projections had not folded yet is decided
     under the policy they run, as it would have been without the promotion. The shadow folds without deciding,
     so it stops exactly where each live store stopped; what arrives later is decided by the promoted stores.
+    The events that record the promotion are written into the generation before the switch (`RECORD`) and
+    marked once appended, so a promotion whose recording failed or was cut short is finished by the next one.
     """
     with promotion_lock(state_root):
+        unfinished = _unrecorded(live_dir(state_root))
+        if unfinished is not None:
+            return _record(live_dir(state_root), append_batch, resumed=True)
         generation, manifest = _shadow(state_root)
         policy = parse_policy(manifest["policy"], f"{generation / MANIFEST}")
         fallback = default_policy()
@@ -359,23 +366,54 @@ def promote(
             with ConsumerStore(store_path(generation, projection.name)) as store:
                 caught_up += ConsumerRunner(log, consumer, store, until=until).catch_up()
         changes = [c for c in diff(state_root, projections).changes if c.projection == "scope"]
+        rebuild_id = manifest["rebuild_id"]
+        submissions: list[dict[str, Any]] = []
+        for tenant in manifest["tenants"]:
+            published, activated = policy_submissions(tenant, policy, source=manifest.get("source"))
+            activated["event_id"] = f"policy-activated:{rebuild_id}"
+            activated["payload"]["rebuild_id"] = rebuild_id
+            if reason:
+                activated["payload"]["reason"] = reason[:500]
+            submissions += [published, activated]
+        submissions += [_scope_change(change, policy, rebuild_id) for change in changes]
+        record = {"rebuild_id": rebuild_id, "policy_id": policy.policy_id, "scope_changes": len(changes)}
+        _write_json(generation / RECORD, {**record, "submissions": submissions, "recorded": False})
         point(state_root, "projections", generation)
-    rebuild_id = manifest["rebuild_id"]
-    submissions: list[dict[str, Any]] = []
-    for tenant in manifest["tenants"]:
-        published, activated = policy_submissions(tenant, policy, source=manifest.get("source"))
-        activated["event_id"] = f"policy-activated:{rebuild_id}"
-        activated["payload"]["rebuild_id"] = rebuild_id
-        if reason:
-            activated["payload"]["reason"] = reason[:500]
-        submissions += [published, activated]
-    submissions += [_scope_change(change, policy, rebuild_id) for change in changes]
-    outcomes = append_batch(submissions)
+        promotion = _record(generation, append_batch, resumed=False)
+    return replace(promotion, caught_up=caught_up, decided=decided)
+
+
+def _unrecorded(generation: Path) -> dict[str, Any] | None:
+    """The promotion record of `generation` if its events are not all in the log yet."""
+    path = generation / RECORD
+    if not path.exists():
+        return None
+    record: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return None if record["recorded"] else record
+
+
+def _record(generation: Path, append_batch: AppendBatch, *, resumed: bool) -> Promotion:
+    """Append the events recording the promotion to `generation` (again: their ids are fixed), then mark them."""
+    record = _unrecorded(generation)
+    if record is None:
+        raise ConfigError(f"{generation / RECORD}: nothing left to record")
+    outcomes = append_batch(record["submissions"])
     refused = [o for o in outcomes if isinstance(o, SubmissionRefused) and not isinstance(o, DuplicateEventId)]
     if refused:
-        raise ConfigError(f"promotion switched the stores, but recording it was refused: {refused[0]}")
+        raise ConfigError(
+            f"promotion switched the stores, but recording it was refused: {refused[0]}; "
+            "run `agent-ledger projections promote` again to record it"
+        )
+    _write_json(generation / RECORD, {**record, "recorded": True})
     appended = sum(not isinstance(o, SubmissionRefused) for o in outcomes)
-    return Promotion(rebuild_id, policy.policy_id, caught_up, decided, appended, len(changes))
+    return Promotion(record["rebuild_id"], record["policy_id"], 0, 0, appended, record["scope_changes"], resumed)
+
+
+def _write_json(path: Path, value: dict[str, Any]) -> None:
+    """Replace `path` atomically: a reader sees the old file or the new one."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(temporary, path)
 
 
 def _scope_change(change: Change, policy: Policy, rebuild_id: str) -> dict[str, Any]:

@@ -102,6 +102,12 @@ def _shown(value: Any) -> str:
 def _promote(args: argparse.Namespace) -> int:
     with open_ledger(args, read_only=False) as ledger:
         promotion = promote(ledger.log, _state_root(args), all_projections(), ledger.append_batch, reason=args.reason)
+    if promotion.resumed:
+        print(
+            f"finished recording the promotion of {promotion.rebuild_id} (policy {promotion.policy_id}):"
+            f" recorded {promotion.appended} events; run promote again for a newer rebuild"
+        )
+        return 0
     print(
         f"promoted {promotion.rebuild_id} (policy {promotion.policy_id}): the live stores decided"
         f" {promotion.decided} new events, the shadow caught up {promotion.caught_up} events;"

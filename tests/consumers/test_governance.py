@@ -16,7 +16,7 @@ from conftest import make_settings
 
 from consumers.generations import live_dir
 from consumers.policy_files import default_policy
-from consumers.rebuild import rebuild
+from consumers.rebuild import promote, rebuild
 from ledger.cli.main import main
 from ledger.config import Settings
 from ledger.errors import SubmissionRefused
@@ -341,3 +341,40 @@ def test_a_policy_that_stops_gating_closure_shows_the_mission_status_it_would_ch
     assert missions == {"status": (live_status, "completed"), "refusals": (1, 0)}
     code, out, _ = run_cli(capsys, "projections", "diff", *store)
     assert f"acme/mission/m-1 status: {live_status} -> completed" in out
+
+
+def test_a_promotion_cut_short_after_the_switch_is_recorded_by_the_next_promote(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings, state = make_settings(tmp_path), tmp_path / "state"
+    store = ["--data", str(settings.data_dir), "--keys", str(settings.keys_dir), "--state", str(state)]
+    append(settings, [grant("a-1", TOOL, "canary"), *tool_call("a-1", TOOL, True), *tool_call("a-1", TOOL, False)])
+    catch_up(settings, state)
+    strict = tmp_path / "strict.toml"
+    text = Path("policies/default.toml").read_text().replace("failures_to_narrow = 2", "failures_to_narrow = 1")
+    strict.write_text(text.replace("version = 1", "version = 2", 1))
+    assert run_cli(capsys, "projections", "rebuild", *store, "--policy", str(strict))[0] == 0
+
+    with Ledger.open(settings) as ledger:
+
+        def crashing(submissions: list[dict[str, Any]]) -> list[object]:
+            if any(s["type"] == "policy.activated" for s in submissions):
+                raise ConnectionError("the ledger went away while the promotion was being recorded")
+            return list(ledger.append_batch(submissions))
+
+        with pytest.raises(ConnectionError):
+            promote(ledger.log, state, all_projections(), crashing, reason="one failure is enough")
+    # The stores were switched, but the log does not say so yet.
+    assert "gen-rb-" in str(live_dir(state).resolve())
+    assert not [e for e in log_of(settings) if e["type"] == "policy.activated" and e["payload"].get("rebuild_id")]
+
+    code, out, _ = run_cli(capsys, "projections", "promote", *store)
+    assert code == 0 and out.startswith("finished recording the promotion of rb-")
+    events = log_of(settings)
+    activated = [e for e in events if e["type"] == "policy.activated" and e["payload"].get("rebuild_id")]
+    assert len(activated) == 1 and activated[0]["payload"]["reason"] == "one failure is enough"
+    narrowed = [e for e in events if e["type"] == "scope.narrowed" and e["causation_id"] == activated[0]["event_id"]]
+    assert len(narrowed) == 1
+    code, _, err = run_cli(capsys, "projections", "promote", *store)
+    assert code == 2 and "no rebuild" in err
+    assert len(log_of(settings)) == len(events)
