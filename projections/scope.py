@@ -133,7 +133,7 @@ class ToolGrant:
             success_event_ids=list(data["success_event_ids"]),
             failure_event_ids=list(data["failure_event_ids"]),
             history=[GrantChange.decode(change) for change in data["history"]],
-            recent_calls=list(data.get("recent_calls", ())),  # absent in stores written before limits counted
+            recent_calls=list(data["recent_calls"]),
         )
 
     def calls_since(self, start: str) -> int:
@@ -170,6 +170,7 @@ class ScopeProjection(Projection[AgentScope]):
     """Folds grants and tool evidence into `AgentScope` entities keyed `<tenant>/agent/<agent_id>`."""
 
     name = "scope"
+    version = 2  # v2: each grant keeps its recent call times (call limits)
 
     def keys(self, event: Envelope) -> Iterable[str]:
         # Derived decisions (this projection's echoes included) already changed the state when they were decided.
