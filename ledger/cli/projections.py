@@ -15,7 +15,8 @@ from typing import Any
 from consumers.generations import live_dir, state_root_of
 from consumers.policy_files import load_policy
 from consumers.projection import read_entities
-from consumers.rebuild import diff, promote, rebuild
+from consumers.promotion import diff, promote
+from consumers.rebuild import rebuild
 from ledger.cli.common import add_store_options, open_ledger, print_json, progress_bar, settings_from
 from ledger.errors import UsageError
 from projections.registry import PROJECTIONS, all_projections

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from consumers.policy_files import DEFAULT_POLICY_PATH, default_policy, load_policy
-from consumers.rebuild import diff, promote, rebuild
+from consumers.promotion import diff, promote
+from consumers.rebuild import rebuild
 from consumers.service import ProjectionService
 from ledger.demo.policy_toml import policy_toml
 from ledger.demo.summary import AuthorizeAnswer, PolicyChange

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from consumers.rebuild import Change, Promotion, RebuildResult
+from consumers.promotion import Change, Promotion
+from consumers.rebuild import RebuildResult
 from ledger.bundle.verify import BundleReport
 from ledger.verify import VerifyReport
 

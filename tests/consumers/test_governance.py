@@ -16,7 +16,8 @@ from conftest import make_settings
 
 from consumers.generations import live_dir
 from consumers.policy_files import default_policy
-from consumers.rebuild import promote, rebuild
+from consumers.promotion import promote
+from consumers.rebuild import rebuild
 from ledger.cli.main import main
 from ledger.config import Settings
 from ledger.errors import SubmissionRefused
