@@ -62,6 +62,11 @@ def read_entities(path: Path, prefix: str = "") -> list[tuple[str, dict[str, Any
     return [(str(key), orjson.loads(data)) for key, data in rows]
 
 
+def initial_activation_id(policy_id: str) -> str:
+    """The event id of `policy.activated` as `policy_submissions` derives it from the policy id."""
+    return f"policy-activated:{policy_id.removeprefix('sha256:')[:40]}"
+
+
 def policy_submissions(tenant: str, policy: Policy, *, source: str | None = None) -> list[dict[str, Any]]:
     """`policy.published` then `policy.activated` for `policy` in `tenant`, with ids derived from the policy id,
     so every projection (and every restart) that publishes the same policy appends it once."""
@@ -82,7 +87,7 @@ def policy_submissions(tenant: str, policy: Policy, *, source: str | None = None
         },
     }
     activated: dict[str, Any] = {
-        "event_id": f"policy-activated:{digest}",
+        "event_id": initial_activation_id(policy.policy_id),
         "tenant": tenant,
         "stream": f"policy/{policy.name}",
         "type": "policy.activated",
@@ -200,6 +205,13 @@ class ProjectionConsumer(Consumer[sqlite3.Cursor], Generic[E]):
                 "%s: policy.activated %s names unpublished %s", self.projection.name, event["event_id"], policy_id
             )
             return
+        if event["event_id"] == initial_activation_id(self.fallback.policy_id):
+            # The shipped default, activated by whichever projection decided first: it only fills a gap. On Kafka
+            # it can arrive after an operator's activation that sat on another partition, and must not undo it.
+            cursor.execute("SELECT policy_id FROM active_policies WHERE tenant=?", (tenant,))
+            row = cursor.fetchone()
+            if row is not None and row[0] != policy_id:
+                return
         cursor.execute(
             "INSERT INTO active_policies VALUES (?, ?, ?) ON CONFLICT (tenant) DO UPDATE"
             " SET policy_id = excluded.policy_id, event_id = excluded.event_id",
