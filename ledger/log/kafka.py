@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import functools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -186,6 +186,9 @@ class KafkaLog(LogBackend):
             )
         found.sort(key=lambda rejection: rejection.received_at, reverse=True)
         return found[:limit]
+
+    def reader_opener(self) -> Callable[[], LogBackend]:
+        return functools.partial(KafkaLog, self.bootstrap, topics=self.topics, log_id=self.log_id)
 
     def close(self) -> None:
         self._consumer.close()
