@@ -37,6 +37,18 @@ from ledger.log.kafka import Topics, partition_of, reader, rejection_from_record
 from ledger.producer_auth import BATCH_MAX_BYTES, BATCH_MAX_SUBMISSIONS, RecordSigner, batch_value
 from ledger.sequencer import Outcome, RawSubmission, receipt_for
 
+AnswerKey = tuple[str, str, str]  # (tenant, event_id, stream)
+
+
+def _stream_of(raw: bytes) -> str | None:
+    """The stream of a refused submission, as sent (None when it cannot be read)."""
+    try:
+        fields = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    stream = fields.get("stream") if isinstance(fields, dict) else None
+    return stream if isinstance(stream, str) else None
+
 
 class ReceiptTimeout(LedgerError):
     """No receipt or refusal arrived in time: the submission may still be sequenced (resend it: it is idempotent)."""
@@ -83,11 +95,13 @@ class IntakeClient:
         if not intake:
             raise ConfigError(f"topic {self.topics.intake} does not exist; run `agent-ledger kafka init`")
         self.partition_count = len(intake)
-        self._pending: dict[tuple[str, str], deque[Future[Outcome]]] = defaultdict(deque)
+        # Answers pair by (tenant, event_id, stream): one stream is one intake partition, whose answers come back
+        # in submission order, so a resend of an event id (or the same id on two streams) never swaps answers.
+        self._pending: dict[AnswerKey, deque[Future[Outcome]]] = defaultdict(deque)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         # Per intake partition: encoded submissions waiting to leave as one record, their bytes, the record key.
-        self._outbox: dict[int, list[tuple[bytes, tuple[str, str]]]] = {}
+        self._outbox: dict[int, list[tuple[bytes, AnswerKey]]] = {}
         self._outbox_bytes: dict[int, int] = {}
         self._outbox_keys: dict[int, bytes] = {}
         self._outbox_changed = threading.Condition()
@@ -120,12 +134,13 @@ class IntakeClient:
         outcome: Outcome
         if topic == self.topics.events:
             envelope = orjson.loads(value)
-            key, outcome = (envelope["tenant"], envelope["event_id"]), receipt_for(envelope)
+            key, outcome = (envelope["tenant"], envelope["event_id"], envelope["stream"]), receipt_for(envelope)
         else:
             rejection = rejection_from_record(value)
-            if rejection.tenant is None or rejection.event_id is None:
-                return
-            key = (rejection.tenant, rejection.event_id)
+            stream = _stream_of(rejection.raw)
+            if rejection.tenant is None or rejection.event_id is None or stream is None:
+                return  # not a refusal of a submission this client could have routed
+            key = (rejection.tenant, rejection.event_id, stream)
             outcome = refusal_from(rejection.reason_code, rejection.message, (rejection.detail or {}).get("receipt"))
         with self._lock:
             waiting = self._pending.get(key)
@@ -148,7 +163,7 @@ class IntakeClient:
         if not fields.get("event_id"):
             fields["event_id"] = uuid7()
         key = stream_key(fields["tenant"], fields["stream"])
-        answer_key = (fields["tenant"], fields["event_id"])
+        answer_key = (fields["tenant"], fields["event_id"], fields["stream"])
         with self._lock:
             self._pending[answer_key].append(future)
         self._enqueue(partition_of(key, self.partition_count), key, orjson.dumps(fields), answer_key)
@@ -156,7 +171,7 @@ class IntakeClient:
 
     # -- batch records ---------------------------------------------------------------------------------------
 
-    def _enqueue(self, partition: int, key: bytes, encoded: bytes, answer_key: tuple[str, str]) -> None:
+    def _enqueue(self, partition: int, key: bytes, encoded: bytes, answer_key: AnswerKey) -> None:
         with self._outbox_changed:
             waiting = self._outbox.get(partition)
             if waiting and (
