@@ -173,14 +173,14 @@ class ProjectionService:
 
     def _unpublished(self, tenant: str, policy: Policy) -> list[dict[str, Any]]:
         """`policy.published` / `policy.activated` of the shipped default when the log lacks them: a decision
-        never cites a policy that is not in the log (an activated policy is there by construction)."""
+        never cites a policy that is not in the log (an activated policy is there by construction). The scope
+        store is caught up first, so an activation it has not seen is not in the log; no backend is scanned."""
+        self.catch_up("scope")
         with self.store("scope").read() as cursor:
             cursor.execute("SELECT 1 FROM active_policies WHERE tenant=?", (tenant,))
             if cursor.fetchone() is not None:
                 return []
-        return [
-            s for s in policy_submissions(tenant, policy) if self.ledger.log.find_event(tenant, s["event_id"]) is None
-        ]
+        return policy_submissions(tenant, policy)
 
     def close(self) -> None:
         for store in self._stores.values():
