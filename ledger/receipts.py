@@ -21,10 +21,9 @@ def receipt_with_proof(log: LogBackend, envelope: dict[str, Any]) -> Receipt:
     """The receipt of a stored event, with the smallest signed checkpoint that covers it and its proof."""
     receipt = receipt_for(envelope)
     partition, index = envelope["log"]["partition"], envelope["log"]["index"]
-    covering = [cp for cp in log.checkpoints(partition) if cp.tree_size > index]
-    if not covering:
+    checkpoint = log.covering_checkpoint(partition, index)
+    if checkpoint is None:
         return receipt
-    checkpoint = min(covering, key=lambda cp: cp.tree_size)
     proof = inclusion_proof(index, checkpoint.tree_size, lambda level, i: log.get_node(partition, level, i))
     receipt.checkpoint = checkpoint.note
     receipt.inclusion_proof = [base64.b64encode(node).decode() for node in proof]

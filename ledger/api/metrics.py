@@ -47,7 +47,7 @@ class LedgerCollector(Collector):
             with service.reading():
                 partitions = range(service.ledger.log.partition_count)
                 sizes = {p: service.ledger.log.size(p) for p in partitions}
-                latest = {p: checkpoints[-1] for p in partitions if (checkpoints := service.ledger.checkpoints(p))}
+                latest = {p: cp for p in partitions if (cp := service.ledger.log.latest_checkpoint(p)) is not None}
         except Exception as exc:  # the log is unreachable (Kafka down): report nothing rather than fail
             log.warning("metrics: cannot read the log: %s", exc)
             return

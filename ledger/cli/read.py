@@ -76,11 +76,10 @@ def run_checkpoint(args: argparse.Namespace) -> int:
         verifier = ledger.verifier_key().text()
         found = False
         for partition in range(ledger.log.partition_count):
-            checkpoints = ledger.checkpoints(partition)
-            if not checkpoints:
+            latest = ledger.log.latest_checkpoint(partition)
+            if latest is None:
                 continue
             found = True
-            latest = checkpoints[-1]
             if args.json:
                 print_json(
                     {

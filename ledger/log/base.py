@@ -140,6 +140,15 @@ class LogBackend(ABC):
     @abstractmethod
     def checkpoints(self, partition: int) -> Sequence[Checkpointed]: ...
 
+    def latest_checkpoint(self, partition: int) -> Checkpointed | None:
+        """The newest checkpoint of `partition` (None before the first); backends answer without reading all."""
+        stored = self.checkpoints(partition)
+        return stored[-1] if stored else None
+
+    def covering_checkpoint(self, partition: int, index: int) -> Checkpointed | None:
+        """The smallest checkpoint of `partition` whose tree holds log index `index` (None: none yet)."""
+        return next((cp for cp in self.checkpoints(partition) if cp.tree_size > index), None)
+
     @abstractmethod
     def find_event(self, tenant: str, event_id: str) -> dict[str, Any] | None: ...
 

@@ -367,6 +367,21 @@ class EmbeddedLog(LogBackend):
             )
             return [Checkpointed(row[0], row[1], row[2], row[3]) for row in cursor.fetchall()]
 
+    def latest_checkpoint(self, partition: int) -> Checkpointed | None:
+        return self._checkpoint_where("partition=? ORDER BY tree_size DESC", (partition,))
+
+    def covering_checkpoint(self, partition: int, index: int) -> Checkpointed | None:
+        return self._checkpoint_where("partition=? AND tree_size>? ORDER BY tree_size", (partition, index))
+
+    def _checkpoint_where(self, condition: str, parameters: tuple[int, ...]) -> Checkpointed | None:
+        with self._read() as cursor:
+            cursor.execute(
+                f"SELECT partition, tree_size, note, recorded_at FROM ledger_checkpoints WHERE {condition} LIMIT 1",
+                parameters,
+            )
+            row = cursor.fetchone()
+            return None if row is None else Checkpointed(row[0], row[1], row[2], row[3])
+
     def find_event(self, tenant: str, event_id: str) -> dict[str, Any] | None:
         with self._read() as cursor:
             cursor.execute(

@@ -150,6 +150,21 @@ class KafkaLog(LogBackend):
         ]
         return sorted(stored, key=lambda cp: cp.tree_size)
 
+    def latest_checkpoint(self, partition: int) -> Checkpointed | None:
+        tp = TopicPartition(self.topics.checkpoints, partition)
+        self._consumer.assign([tp])
+        end = self._consumer.end_offsets([tp])[tp]
+        # The newest checkpoint is the last record; transaction markers take offsets too, so read a short tail.
+        for tail in (16, 1024, end):
+            start = max(0, end - tail)
+            found = [
+                Checkpointed(**orjson.loads(record.value))
+                for record in read_partition(self._consumer, self.topics.checkpoints, partition, start)
+            ]
+            if found or start == 0:
+                return max(found, key=lambda cp: cp.tree_size) if found else None
+        return None
+
     def find_event(self, tenant: str, event_id: str) -> dict[str, Any] | None:
         """Scans the log (Kafka has no index by event_id); receipts of producers come from the SDK instead."""
         for partition in range(self.partition_count):

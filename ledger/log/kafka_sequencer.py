@@ -323,17 +323,15 @@ class KafkaSequencer(ConsumerRebalanceListener):  # type: ignore[misc]
         events, so an uncovered tail was written outside a sequencer. Refuse to build on it (guarantee 1)."""
         replica, partition = owned.replica, owned.partition
         size = replica.size(0)
-        checkpoints = replica.checkpoints(partition)
-        covered = checkpoints[-1].tree_size if checkpoints else 0
+        latest = replica.latest_checkpoint(partition)
+        covered = latest.tree_size if latest is not None else 0
         if covered != size:
             raise VerificationFailed(
                 f"ledger.events partition {partition}: {size - covered} event(s) from log index {covered} on are not "
                 "covered by a signed checkpoint (written outside a sequencer); refusing to sequence on top of them"
             )
-        if size:
-            checkpoint = open_checkpoint(
-                checkpoints[-1].note, self.verifier, expected_origin=origin_for(self.log_id, partition)
-            )
+        if latest is not None and size:
+            checkpoint = open_checkpoint(latest.note, self.verifier, expected_origin=origin_for(self.log_id, partition))
             root = CompactRange.from_nodes(size, lambda level, index: replica.get_node(0, level, index)).root()
             if checkpoint.root_hash != root:
                 raise VerificationFailed(

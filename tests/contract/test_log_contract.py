@@ -244,6 +244,27 @@ def test_receipt_carries_an_inclusion_proof_against_the_signed_checkpoint(backen
             verify_inclusion(leaf, receipt.log.index, checkpoint.size, proof, checkpoint.root_hash)
 
 
+def test_latest_and_covering_checkpoints_agree_with_the_full_list(backend: Backend) -> None:
+    with backend.open() as ledger:
+        for _ in range(3):  # several checkpoints per partition (every 50 events, and on the timer)
+            receipts_of(ledger.append_batch([step(mission=f"m-{i % 5}") for i in range(60)]))
+            backend.seal(ledger)
+    with backend.reader() as ledger:
+        log = ledger.log
+        partitions_with_checkpoints = 0
+        for partition in range(log.partition_count):
+            stored = list(log.checkpoints(partition))
+            assert log.latest_checkpoint(partition) == (stored[-1] if stored else None)
+            partitions_with_checkpoints += bool(stored)
+            if len(stored) > 1:
+                assert stored[0].tree_size < stored[-1].tree_size
+            for index in range(log.size(partition)):
+                covering = [cp for cp in stored if cp.tree_size > index]
+                assert log.covering_checkpoint(partition, index) == min(covering, key=lambda cp: cp.tree_size)
+            assert log.covering_checkpoint(partition, log.size(partition)) is None
+        assert partitions_with_checkpoints >= 1
+
+
 def test_whole_log_verifies_after_mixed_traffic(backend: Backend) -> None:
     with backend.open() as ledger:
         ledger.append_batch([step(mission=f"m-{i % 7}", tenant=("acme", "globex")[i % 2]) for i in range(120)])

@@ -34,9 +34,8 @@ def latest_checkpoints(
     notes = []
     with service.reading():
         for partition in range(log.partition_count):
-            stored = log.checkpoints(partition)
-            if stored:
-                latest = stored[-1]
+            latest = log.latest_checkpoint(partition)
+            if latest is not None:
                 notes.append(CheckpointNote(**vars(latest)))
     return Checkpoints(log_id=log.log_id, partitions=log.partition_count, checkpoints=notes)
 
