@@ -34,6 +34,13 @@ class UsageError(LedgerError):
     reason_code = "usage"
 
 
+class QueryTimeout(UsageError):
+    """An auditor's query ran past the audit time limit and was stopped."""
+
+    reason_code = "query_timeout"
+    http_status = 408
+
+
 class ConfigError(LedgerError):
     """The store, key or configuration on disk is missing or unusable."""
 

@@ -10,6 +10,9 @@ is locked with external access off, and auditors' SQL passes `guard.check_read_o
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Literal
@@ -21,7 +24,7 @@ from consumers.audit.guard import check_read_only
 from consumers.audit.schema import TABLES, create_table
 from consumers.audit.segments import SEGMENTS_DIR, read_manifest
 from consumers.audit.store import STORE_FILE
-from ledger.errors import ConfigError, UsageError, VerificationFailed
+from ledger.errors import ConfigError, QueryTimeout, UsageError, VerificationFailed
 from schemas.envelope import TenantStr
 
 Source = Literal["auto", "store", "segments"]
@@ -40,11 +43,17 @@ def _quoted(text: str) -> str:
 class AuditSession:
     """Views `events` and `checkpoints` over one source; `query` runs auditors' SQL, `execute` trusted SQL."""
 
-    def __init__(self, directory: Path, *, tenant: str | None = None, source: Source = "auto") -> None:
+    def __init__(
+        self, directory: Path, *, tenant: str | None = None, source: Source = "auto", timeout_s: float | None = None
+    ) -> None:
+        """`timeout_s` bounds each auditor's query run under `time_limit()` (None: no bound)."""
         if tenant is not None:
             _check_tenant(tenant)
+        if timeout_s is not None and timeout_s <= 0:
+            raise UsageError(f"the audit time limit must be positive, not {timeout_s:g} s")
         self.directory = Path(directory)
         self.tenant = tenant
+        self.timeout_s = timeout_s
         self.connection = duckdb.connect(":memory:")
         try:
             self.source = self._attach(source)
@@ -60,6 +69,23 @@ class AuditSession:
             return self.connection.sql(sql)
         except duckdb.Error as exc:
             raise UsageError(f"query failed: {_first_line(exc)}") from None
+
+    @contextmanager
+    def time_limit(self) -> Iterator[None]:
+        """Stop whatever this session's connection runs inside the block once `timeout_s` has passed; a stopped
+        query is a QueryTimeout (its answer is not computed: DuckDB evaluates a relation when it is fetched)."""
+        if self.timeout_s is None:
+            yield
+            return
+        timer = threading.Timer(self.timeout_s, self.connection.interrupt)
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        except duckdb.InterruptException:
+            raise QueryTimeout(f"query stopped after {self.timeout_s:g} s, the audit time limit") from None
+        finally:
+            timer.cancel()
 
     def execute(self, sql: str, params: dict[str, object] | None = None) -> duckdb.DuckDBPyConnection:
         """Trusted SQL (saved queries, verification) over the same views. A failure here means the data could not

@@ -85,6 +85,7 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     401: "No valid API key",
     403: "The key's tenant or role does not allow this",
     404: "No such resource (or path)",
+    408: "The audit query ran past the server's time limit (`serve --audit-timeout`) and was stopped",
     409: "Conflict: stale expected_seq, event_id reused, or a duplicate (with the original receipt)",
     413: "The body or a payload is over its size limit",
     422: "The request or submission is invalid",

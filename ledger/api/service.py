@@ -31,11 +31,12 @@ from ledger.sequencer import Outcome, RawSubmission
 
 @dataclass(frozen=True)
 class HttpLimits:
-    """Body limits of the HTTP intake. One submission is bounded by `settings.limits.max_submission_bytes`;
-    a batch by these (a batch may hold many submissions, so its limit is larger)."""
+    """Limits of the HTTP service. One submission is bounded by `settings.limits.max_submission_bytes`; a batch
+    by these (a batch may hold many submissions, so its limit is larger); an audit query by its time."""
 
     max_batch_bytes: int = 16 * 1024 * 1024
     max_batch_items: int = 1000
+    audit_query_s: float = 30.0  # an auditor's query (SQL or saved) is stopped after this many seconds
 
 
 @dataclass

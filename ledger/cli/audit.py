@@ -49,6 +49,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--allow-unsealed", action="store_true", help="--verify: accept events after the last checkpoint"
     )
     parser.add_argument("--no-merkle", action="store_true", help="--verify: skip recomputing the checkpoints' roots")
+    parser.add_argument(
+        "--timeout", type=float, default=None, metavar="SECONDS", help="stop the query after this long (exit 2)"
+    )
     parser.set_defaults(run=run)
 
 
@@ -63,14 +66,15 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.bundle is not None and not args.sql:
         raise UsageError("--bundle exports the answer of a SQL query; give the SQL")
-    with open_session(args) as session:
+    with open_session(args, timeout_s=args.timeout) as session:
         if args.verify:
             return _verify(args, session)
         if args.saved:
             relation = run_saved(session, saved_query(args.saved).name, _params(args.param))
         else:
             relation = session.query(args.sql)
-        rows = write_answer(relation, args.format, args.output)
+        with session.time_limit():
+            rows = write_answer(relation, args.format, args.output)
         if args.output is not None:
             warn(f"{rows} rows written to {args.output} ({args.format}; source: {session.source})")
         if args.bundle is not None:

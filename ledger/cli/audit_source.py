@@ -22,7 +22,8 @@ def add_audit_source_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def open_session(args: argparse.Namespace) -> AuditSession:
-    """A read-only session over `<state>/audit`, scoped to `--tenant` when given."""
+def open_session(args: argparse.Namespace, *, timeout_s: float | None = None) -> AuditSession:
+    """A read-only session over `<state>/audit`, scoped to `--tenant` when given; `timeout_s` bounds a query."""
     settings = settings_from(args)
-    return AuditSession(audit_dir(state_root_of(settings.data_dir, args.state)), tenant=args.tenant, source=args.source)
+    directory = audit_dir(state_root_of(settings.data_dir, args.state))
+    return AuditSession(directory, tenant=args.tenant, source=args.source, timeout_s=timeout_s)

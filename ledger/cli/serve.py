@@ -54,6 +54,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help=f"submissions per batch (default {HttpLimits.max_batch_items})",
     )
     parser.add_argument(
+        "--audit-timeout",
+        type=float,
+        default=HttpLimits.audit_query_s,
+        metavar="SECONDS",
+        help=f"stop an auditor's query after this long, answering 408 (default {HttpLimits.audit_query_s:g})",
+    )
+    parser.add_argument(
         "--no-workers",
         action="store_true",
         help="embedded: run no sealer or consumers here (when `agent-ledger consume` runs beside the server)",
@@ -136,7 +143,11 @@ def run(args: argparse.Namespace) -> int:
     exposed = not is_loopback(host)
     bootstrap, topics = kafka_from(args)
     settings = settings_from(args)
-    limits = HttpLimits(max_batch_bytes=args.max_batch_bytes, max_batch_items=args.max_batch_items)
+    if args.audit_timeout <= 0:
+        raise UsageError(f"--audit-timeout must be positive, not {args.audit_timeout:g}")
+    limits = HttpLimits(
+        max_batch_bytes=args.max_batch_bytes, max_batch_items=args.max_batch_items, audit_query_s=args.audit_timeout
+    )
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("agent_ledger").setLevel(logging.INFO)
     sock = listen(host, args.port)

@@ -26,6 +26,7 @@ from consumers.audit.segments import SEGMENTS_DIR
 from consumers.audit.session import audit_dir
 from consumers.audit.store import STORE_FILE
 from ledger.api.routes import audit as audit_routes
+from ledger.api.service import HttpLimits
 from ledger.bundle.verify import verify_bundle
 from ledger.keys import load_verifier
 from schemas.envelope import Receipt
@@ -282,6 +283,25 @@ def test_audit_query_refuses_anything_but_one_select_over_the_views(api: Api, sq
 
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"] == "usage" and says in answer.json()["message"]
+
+
+HEAVY_SQL = "SELECT sum(e0.seq + e11.seq) FROM " + ", ".join(f"events e{n}" for n in range(12))
+"""A query over the tenant's few events that runs for hours: a 12-way cross join DuckDB cannot shortcut."""
+
+
+def test_an_audit_query_past_the_time_limit_is_stopped_with_408_and_the_next_one_answers(tmp_path: Path) -> None:
+    with open_api(tmp_path, http_limits=HttpLimits(audit_query_s=0.5)) as api:
+        seed(api)
+        started = time.monotonic()
+        answer = query(api, HEAVY_SQL)
+        assert answer.status_code == 408, answer.text
+        assert answer.json() == {
+            "error": "query_timeout",
+            "message": "query stopped after 0.5 s, the audit time limit",
+        }
+        assert time.monotonic() - started < 30
+        quick = query(api, "SELECT count(*) FROM events")
+        assert quick.status_code == 200 and quick.json()["rows"][0][0] > 0
 
 
 def test_audit_sql_never_sees_another_tenant(api: Api) -> None:

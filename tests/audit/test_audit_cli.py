@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import duckdb
@@ -131,6 +132,16 @@ def test_bad_options_are_one_line_each(data: Path, tmp_path: Path) -> None:
     assert "--format parquet needs --output" in refused("audit", "--data", data, "SELECT 1", "--format", "parquet")
     assert "is not a tenant name" in refused("audit", "--data", data, "--tenant", "Bad Tenant", "SELECT 1")
     assert "no audit data" in refused("audit", "--data", tmp_path / "nothing", "SELECT 1")
+
+
+def test_a_query_past_its_time_limit_is_stopped_in_one_line(data: Path) -> None:
+    heavy = "SELECT sum(e0.seq + e7.seq) FROM " + ", ".join(f"events e{n}" for n in range(8))
+    started = time.monotonic()
+    line = refused("audit", "--data", data, "--timeout", "0.5", heavy)
+    assert line == "agent-ledger: error: query stopped after 0.5 s, the audit time limit"
+    assert time.monotonic() - started < 60
+    assert audit(data, "--timeout", "60", "SELECT count(*) FROM events", "--format", "csv").stdout.strip()
+    assert "must be positive" in refused("audit", "--data", data, "--timeout", "0", "SELECT 1")
 
 
 def test_a_tampered_store_fails_verification_with_the_first_bad_event(data: Path, tmp_path: Path) -> None:

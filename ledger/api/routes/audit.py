@@ -31,7 +31,7 @@ from consumers.audit.selection import Selection, select_events
 from consumers.audit.session import AuditSession, audit_dir
 from consumers.audit.sink import audit_runner
 from ledger.api.auth import allow
-from ledger.api.errors import ERROR_RESPONSES, ErrorBody, NotFound
+from ledger.api.errors import ERROR_RESPONSES, ErrorBody, NotFound, error_responses
 from ledger.api.service import Service, ServiceDep
 from ledger.api.workers import EmbeddedWorkers
 from ledger.bundle.build import build_bundle
@@ -51,6 +51,8 @@ READING: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorBody, "description": "The audit store is still catching up with the log; retry shortly"}
 }
 """Declared on the routes that read the audit data."""
+QUERYING = {**READING, **error_responses(408)}
+"""Declared on the routes that run an auditor's query, which the time limit may stop."""
 
 
 class AuditBehind(LedgerError):
@@ -148,9 +150,10 @@ def audit_session(service: Service, workers: EmbeddedWorkers | None, tenant: str
         if refusal is not None:  # no sink published in time, and this one could not run: say why
             raise refusal from None
         raise
+    limit_s = service.http_limits.audit_query_s
     with (
         _source(directory, manifest, ledger_log.log_id) as readable,
-        AuditSession(readable, tenant=tenant, source="segments") as session,
+        AuditSession(readable, tenant=tenant, source="segments", timeout_s=limit_s) as session,
     ):
         yield session
 
@@ -200,11 +203,12 @@ def _source(directory: Path, manifest: Manifest | None, log_id: str) -> Iterator
         yield Path(empty)
 
 
-def _answer(tenant: str, relation: duckdb.DuckDBPyRelation, limit: int) -> AuditAnswer:
+def _answer(tenant: str, session: AuditSession, relation: duckdb.DuckDBPyRelation, limit: int) -> AuditAnswer:
     try:
         types = [str(kind) for kind in relation.types]
         columns = [AuditColumn(name=name, type=kind) for name, kind in zip(relation.columns, types, strict=True)]
-        rows = relation.limit(limit + 1).fetchall()  # one more than asked says whether there were more
+        with session.time_limit():
+            rows = relation.limit(limit + 1).fetchall()  # one more than asked says whether there were more
     except duckdb.Error as exc:  # many errors (a failed cast, say) surface only when the rows are computed
         raise UsageError(f"query failed: {str(exc).strip().splitlines()[0]}") from None
     json_columns = [kind == "JSON" for kind in types]
@@ -228,12 +232,12 @@ def _cell(value: Any, is_json: bool) -> Any:
 @router.post(
     "/audit/query",
     dependencies=[Depends(allow("audit"))],
-    responses=READING,
+    responses=QUERYING,
     summary="One read-only SELECT over the tenant's events and the checkpoints",
 )
 def audit_query(tenant: str, query: AuditQuery, service: ServiceDep, workers: WorkersDep) -> AuditAnswer:
     with audit_session(service, workers, tenant) as session:
-        return _answer(tenant, session.query(query.sql), query.limit)
+        return _answer(tenant, session, session.query(query.sql), query.limit)
 
 
 @router.get(
@@ -255,7 +259,7 @@ _SAVED_PARAMETERS = sorted({param for query in SAVED_QUERIES.values() for param 
     "/audit/saved/{name}",
     dependencies=[Depends(allow("audit"))],
     summary="Run a saved query; its parameters go in the query string",
-    responses=READING,
+    responses=QUERYING,
     openapi_extra={
         # The parameters depend on the query named, so they are read from the query string, and listed here.
         "parameters": [
@@ -287,7 +291,7 @@ def run_saved_query(
     "/audit/saved/{name}",
     dependencies=[Depends(allow("audit"))],
     summary="Run a saved query with its parameters in the body",
-    responses=READING,
+    responses=QUERYING,
 )
 def run_saved_query_posted(
     tenant: str, name: str, run: SavedQueryRun, service: ServiceDep, workers: WorkersDep
@@ -301,7 +305,7 @@ def _run_saved(
     if name not in SAVED_QUERIES:
         raise NotFound(f"no saved query '{name[:200]}'; known: {', '.join(sorted(SAVED_QUERIES))}")
     with audit_session(service, workers, tenant) as session:
-        return _answer(tenant, run_saved(session, name, params), limit)
+        return _answer(tenant, session, run_saved(session, name, params), limit)
 
 
 @router.post(
