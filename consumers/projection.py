@@ -98,6 +98,19 @@ def policy_submissions(tenant: str, policy: Policy, *, source: str | None = None
     return [published, activated]
 
 
+def active_policy_id(cursor: sqlite3.Cursor, tenant: str) -> str | None:
+    """The id of the policy a projection store has seen activated for `tenant` (None: none yet)."""
+    cursor.execute("SELECT policy_id FROM active_policies WHERE tenant=?", (tenant,))
+    row = cursor.fetchone()
+    return None if row is None else str(row[0])
+
+
+def default_publication(cursor: sqlite3.Cursor, tenant: str, fallback: Policy) -> list[dict[str, Any]]:
+    """What must enter the log before a decision citing the shipped default in `tenant`: its `policy.published`
+    and `policy.activated`, unless the store has seen a policy activated there."""
+    return [] if active_policy_id(cursor, tenant) is not None else policy_submissions(tenant, fallback)
+
+
 class PolicyBook:
     """The policies a projection store holds, each parsed once (a policy never changes under its id)."""
 
@@ -120,9 +133,8 @@ class PolicyBook:
 
     def active(self, cursor: sqlite3.Cursor, tenant: str) -> Policy:
         """The policy in force for `tenant` as the store has seen it (the fallback before any activation)."""
-        cursor.execute("SELECT policy_id FROM active_policies WHERE tenant=?", (tenant,))
-        row = cursor.fetchone()
-        found = None if row is None else self.stored(cursor, tenant, str(row[0]))
+        policy_id = active_policy_id(cursor, tenant)
+        found = None if policy_id is None else self.stored(cursor, tenant, policy_id)
         return found or self.fallback
 
 
@@ -205,13 +217,11 @@ class ProjectionConsumer(Consumer[sqlite3.Cursor], Generic[E]):
                 "%s: policy.activated %s names unpublished %s", self.projection.name, event["event_id"], policy_id
             )
             return
-        if event["event_id"] == initial_activation_id(self.fallback.policy_id):
-            # The shipped default, activated by whichever projection decided first: it only fills a gap. On Kafka
-            # it can arrive after an operator's activation that sat on another partition, and must not undo it.
-            cursor.execute("SELECT policy_id FROM active_policies WHERE tenant=?", (tenant,))
-            row = cursor.fetchone()
-            if row is not None and row[0] != policy_id:
-                return
+        # The shipped default, activated by whichever projection decided first, only fills a gap: on Kafka it can
+        # arrive after an operator's activation that sat on another partition, and must not undo it.
+        initial = event["event_id"] == initial_activation_id(self.fallback.policy_id)
+        if initial and active_policy_id(cursor, tenant) not in (None, policy_id):
+            return
         cursor.execute(
             "INSERT INTO active_policies VALUES (?, ?, ?) ON CONFLICT (tenant) DO UPDATE"
             " SET policy_id = excluded.policy_id, event_id = excluded.event_id",
@@ -231,9 +241,10 @@ class ProjectionConsumer(Consumer[sqlite3.Cursor], Generic[E]):
     def _queue(self, cursor: sqlite3.Cursor, decisions: list[Decision]) -> None:
         rows: list[tuple[str, str, bytes]] = []
         for tenant in sorted({d.tenant for d in decisions if d.policy_id == self.fallback.policy_id}):
-            cursor.execute("SELECT 1 FROM active_policies WHERE tenant=?", (tenant,))
-            if cursor.fetchone() is None:  # a policy enters the log before a decision cites it
-                rows.extend((s["event_id"], tenant, orjson.dumps(s)) for s in policy_submissions(tenant, self.fallback))
+            # A policy enters the log before a decision cites it.
+            rows.extend(
+                (s["event_id"], tenant, orjson.dumps(s)) for s in default_publication(cursor, tenant, self.fallback)
+            )
         rows.extend((d.event_id, d.tenant, orjson.dumps(d.submission())) for d in decisions)
         cursor.executemany("INSERT OR IGNORE INTO outbox (event_id, tenant, submission) VALUES (?, ?, ?)", rows)
 

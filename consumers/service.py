@@ -17,7 +17,13 @@ import orjson
 
 from consumers.generations import live_dir, state_root_of
 from consumers.policy_files import default_policy
-from consumers.projection import OutboxPublisher, PolicyBook, ProjectionConsumer, policy_submissions
+from consumers.projection import (
+    OutboxPublisher,
+    PolicyBook,
+    ProjectionConsumer,
+    active_policy_id,
+    default_publication,
+)
 from consumers.runner import ConsumerRunner
 from consumers.store import ConsumerStore
 from ledger.clock import utc_now
@@ -165,22 +171,22 @@ class ProjectionService:
                 "causation_id": request_event_id,
                 "payload": decision_payload(answer, policy, call_id=call_id, request_event_id=request_event_id),
             }
-            *_, outcome = self.ledger.append_batch([*self._unpublished(tenant, policy), decision])
+            *_, outcome = self.ledger.append_batch([*self._unpublished(tenant), decision])
             if isinstance(outcome, SubmissionRefused):
                 raise outcome
             receipt = outcome
         return Answer(answer, policy.policy_id, policy.version, receipt)
 
-    def _unpublished(self, tenant: str, policy: Policy) -> list[dict[str, Any]]:
-        """`policy.published` / `policy.activated` of the shipped default when the log lacks them: a decision
-        never cites a policy that is not in the log (an activated policy is there by construction). The scope
-        store is caught up first, so an activation it has not seen is not in the log; no backend is scanned."""
+    def _unpublished(self, tenant: str) -> list[dict[str, Any]]:
+        """What must enter the log before a decision in `tenant` cites its policy: nothing once the scope store
+        has seen a policy activated there; else the shipped default's two events, unless the store, caught up
+        first, finds them in the log after all (no backend is scanned for them)."""
+        with self.store("scope").read() as cursor:
+            if active_policy_id(cursor, tenant) is not None:
+                return []
         self.catch_up("scope")
         with self.store("scope").read() as cursor:
-            cursor.execute("SELECT 1 FROM active_policies WHERE tenant=?", (tenant,))
-            if cursor.fetchone() is not None:
-                return []
-        return policy_submissions(tenant, policy)
+            return default_publication(cursor, tenant, self.fallback)
 
     def close(self) -> None:
         for store in self._stores.values():
