@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -23,6 +22,7 @@ from consumers.rebuild import MANIFEST, read_manifest, store_path
 from consumers.runner import ConsumerRunner
 from consumers.store import ConsumerStore
 from ledger.errors import ConfigError, DuplicateEventId, SubmissionRefused, UsageError
+from ledger.files import replace_file
 from ledger.log.base import LogBackend
 from projections.base import Projection
 from projections.policy import Policy, parse_policy
@@ -120,7 +120,7 @@ def promote(
     with promotion_lock(state_root):
         unfinished = _unrecorded(live_dir(state_root))
         if unfinished is not None:
-            return _record(live_dir(state_root), append_batch, resumed=True)
+            return _record(live_dir(state_root), unfinished, append_batch, resumed=True)
         generation, manifest = _shadow(state_root)
         policy = parse_policy(manifest["policy"], f"{generation / MANIFEST}")
         fallback = default_policy()
@@ -145,10 +145,16 @@ def promote(
                 activated["payload"]["reason"] = reason[:500]
             submissions += [published, activated]
         submissions += [_scope_change(change, policy, rebuild_id) for change in changes]
-        record = {"rebuild_id": rebuild_id, "policy_id": policy.policy_id, "scope_changes": len(changes)}
-        _write_json(generation / RECORD, {**record, "submissions": submissions, "recorded": False})
+        record = {
+            "rebuild_id": rebuild_id,
+            "policy_id": policy.policy_id,
+            "scope_changes": len(changes),
+            "submissions": submissions,
+            "recorded": False,
+        }
+        _write_json(generation / RECORD, record)
         point(state_root, "projections", generation)
-        promotion = _record(generation, append_batch, resumed=False)
+        promotion = _record(generation, record, append_batch, resumed=False)
     return replace(promotion, caught_up=caught_up, decided=decided)
 
 
@@ -161,11 +167,8 @@ def _unrecorded(generation: Path) -> dict[str, Any] | None:
     return None if record["recorded"] else record
 
 
-def _record(generation: Path, append_batch: AppendBatch, *, resumed: bool) -> Promotion:
-    """Append the events recording the promotion to `generation` (again: their ids are fixed), then mark them."""
-    record = _unrecorded(generation)
-    if record is None:
-        raise ConfigError(f"{generation / RECORD}: nothing left to record")
+def _record(generation: Path, record: dict[str, Any], append_batch: AppendBatch, *, resumed: bool) -> Promotion:
+    """Append the events of `generation`'s promotion `record` (again: their ids are fixed), then mark them."""
     outcomes = append_batch(record["submissions"])
     refused = [o for o in outcomes if isinstance(o, SubmissionRefused) and not isinstance(o, DuplicateEventId)]
     if refused:
@@ -179,10 +182,7 @@ def _record(generation: Path, append_batch: AppendBatch, *, resumed: bool) -> Pr
 
 
 def _write_json(path: Path, value: dict[str, Any]) -> None:
-    """Replace `path` atomically: a reader sees the old file or the new one."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
+    replace_file(path, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode("utf-8"), 0o644)
 
 
 def _scope_change(change: Change, policy: Policy, rebuild_id: str) -> dict[str, Any]:

@@ -140,14 +140,15 @@ def _fold_everywhere(
     on_progress: Progress | None,
 ) -> list[_Folded]:
     """The first group here (with progress), every other group in a process of its own, at the same time."""
+    report = None if on_progress is None else lambda replayed: on_progress(replayed, total)
     if len(groups) == 1 or opener is None:
         with gc_paused():
-            return [_fold_and_write(log, ends, total, policy, groups[0], generation, on_progress)]
+            return [_fold_and_write(log, ends, policy, groups[0], generation, report)]
     with ProcessPoolExecutor(len(groups) - 1, mp_context=get_context("spawn")) as pool:
         kinds = [[type(projection) for projection in group] for group in groups[1:]]
         others = [pool.submit(_fold_elsewhere, opener, ends, policy.document, group, generation) for group in kinds]
         with gc_paused():
-            here = _fold_and_write(log, ends, total, policy, groups[0], generation, on_progress)
+            here = _fold_and_write(log, ends, policy, groups[0], generation, report)
         return [here, *(future.result() for future in others)]
 
 
@@ -163,8 +164,7 @@ def _fold_elsewhere(
     try:
         with gc_paused():
             policy = parse_policy(document, "the rebuild's policy")
-            total = sum(log.size(partition) for partition in range(log.partition_count))
-            return _fold_and_write(log, ends, total, policy, [kind() for kind in kinds], generation, None)
+            return _fold_and_write(log, ends, policy, [kind() for kind in kinds], generation, None)
     finally:
         log.close()
 
@@ -172,13 +172,13 @@ def _fold_elsewhere(
 def _fold_and_write(
     log: LogBackend,
     ends: dict[int, int | None],
-    total: int,
     policy: Policy,
     projections: Sequence[Projection[Any]],
     generation: Path,
-    on_progress: Progress | None,
+    on_progress: Callable[[int], None] | None,
 ) -> _Folded:
-    """Fold the log up to `ends` into `projections` under `policy`, then write each one's store."""
+    """Fold the log up to `ends` into `projections` under `policy` (`on_progress(events replayed)` every 5,000),
+    then write each one's store."""
     consumers = [ProjectionConsumer(projection, policy, fixed_policy=policy) for projection in projections]
     states: list[dict[str, Any]] = [{} for _ in consumers]
     positions: dict[int, tuple[int, int]] = {}
@@ -202,9 +202,9 @@ def _fold_and_write(
             positions[partition] = (record.position, index)
             replayed += 1
             if on_progress is not None and replayed % 5000 == 0:
-                on_progress(replayed, total)
+                on_progress(replayed)
     if on_progress is not None:
-        on_progress(replayed, total)
+        on_progress(replayed)
     for consumer, entities in zip(consumers, states, strict=True):
         _write_store(store_path(generation, consumer.name), consumer, log.log_id, entities, positions, tenants, policy)
     return _Folded({c.name: len(e) for c, e in zip(consumers, states, strict=True)}, positions, tenants, replayed)

@@ -114,7 +114,8 @@ class ConsumerRunner(Generic[CursorT]):
             if end is None or (stored is not None and stored.position >= end):
                 return 0  # at the end: asking for more would wait out a Kafka poll for nothing
             records = self.log.records_after(partition, None if stored is None else stored.position, self.batch_size)
-            records = [record for record in records if record.position <= end]
+            if self.until is not None:
+                records = [record for record in records if record.position <= end]
             if not records:
                 return 0
             events = self._checked_events(partition, stored, records)
