@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 import threading
 from dataclasses import asdict, dataclass
@@ -21,6 +20,7 @@ import orjson
 
 from ledger.clock import utc_now
 from ledger.errors import ConfigError, UsageError
+from ledger.files import replace_file
 
 Role = Literal["producer", "auditor", "operator"]
 ROLES: tuple[Role, ...] = get_args(Role)
@@ -92,14 +92,7 @@ class ApiKeyStore:
 
     def _save(self, keys: dict[str, ApiKey]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_suffix(".tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(orjson.dumps([asdict(k) for k in keys.values()], option=orjson.OPT_INDENT_2))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, 0o600)
-        os.replace(temporary, self.path)
+        replace_file(self.path, orjson.dumps([asdict(k) for k in keys.values()], option=orjson.OPT_INDENT_2), 0o600)
         self._keys, self._loaded_stamp = keys, _stamp(self.path)
 
     def create(self, tenant: str, role: str, name: str = "") -> tuple[ApiKey, str]:

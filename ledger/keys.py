@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import hashlib
 import hmac
 import os
 import re
-import secrets
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +22,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ledger.errors import ConfigError, UsageError
+from ledger.files import replace_file, write_new_file
 
 ALGORITHM_ED25519 = 0x01
 """The signed-note signature type byte of Ed25519 (c2sp.org/signed-note, "Signature types")."""
@@ -207,32 +206,6 @@ class SignerKey:
         return cls(name, Ed25519PrivateKey.generate())
 
 
-def _write_new_file(path: Path, content: bytes, mode: int) -> None:
-    """Create `path` exclusively with `mode` from the first byte on, write and fsync it."""
-    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, mode)
-    try:
-        os.fchmod(fd, mode)
-        view = memoryview(content)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _replace_file(path: Path, content: bytes, mode: int) -> None:
-    """Atomically replace `path`: write a fresh temporary file beside it, then rename over it."""
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    try:
-        _write_new_file(temporary, content, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            temporary.unlink()
-        raise
-
-
 def _fsync_directory(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
@@ -257,15 +230,15 @@ def write_key_pair(directory: Path, signer: SignerKey, *, overwrite: bool = Fals
     secret = (signer.text() + "\n").encode("utf-8")
     try:
         if overwrite:
-            _replace_file(key_path, secret, 0o600)
+            replace_file(key_path, secret, 0o600)
         else:
-            _write_new_file(key_path, secret, 0o600)
+            write_new_file(key_path, secret, 0o600)
     except FileExistsError:
         raise ConfigError(
             f"a signing key already exists at {key_path}; refusing to overwrite it "
             "(replacing it makes earlier checkpoints unverifiable with the new .pub)"
         ) from None
-    _replace_file(pub_path, (signer.verifier().text() + "\n").encode("utf-8"), 0o644)
+    replace_file(pub_path, (signer.verifier().text() + "\n").encode("utf-8"), 0o644)
     _fsync_directory(directory)
     return key_path, pub_path
 
@@ -280,11 +253,11 @@ def write_signer_file(key_path: Path, signer: SignerKey) -> Path:
         directory.mkdir(mode=0o700, parents=True)
         os.chmod(directory, 0o700)
     try:
-        _write_new_file(key_path, (signer.text() + "\n").encode("utf-8"), 0o600)
+        write_new_file(key_path, (signer.text() + "\n").encode("utf-8"), 0o600)
     except FileExistsError:
         raise ConfigError(f"a key already exists at {key_path}; refusing to overwrite it") from None
     pub_path = key_path.with_suffix(".pub")
-    _replace_file(pub_path, (signer.verifier().text() + "\n").encode("utf-8"), 0o644)
+    replace_file(pub_path, (signer.verifier().text() + "\n").encode("utf-8"), 0o644)
     _fsync_directory(directory)
     return pub_path
 

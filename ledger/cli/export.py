@@ -12,7 +12,6 @@ checks against its signed root, and is checked anywhere with `agent-ledger verif
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from consumers.audit.selection import Selection, scan_events, select_events
@@ -21,6 +20,7 @@ from ledger.bundle.build import build_bundle
 from ledger.cli.audit_source import add_audit_source_options, open_session
 from ledger.cli.common import open_ledger, progress_bar, settings_from, warn
 from ledger.errors import ConfigError, UsageError
+from ledger.files import replace_file
 from ledger.keys import load_signer
 
 
@@ -79,16 +79,10 @@ def export_selection(args: argparse.Namespace, session: AuditSession | None, sel
             raise UsageError(f"the selection {selection.described()} matches no events")
         # build_bundle checks every proof against its signed root before it signs, so the file is not read back
         bundle = build_bundle(ledger.log, events, signer, selection=selection.described())
-    _write_atomically(out, bundle)
+    replace_file(out, bundle, 0o644)
     streams = len({(event["tenant"], event["stream"]) for event in events})
     return (
         f"exported {len(events)} events in {streams} streams to {out} ({len(bundle):,} bytes, signed by"
         f" {signer.verifier().key_hash_text}); check it with:"
         f" agent-ledger verify-bundle {out} --verifier-key {settings.verifier_key_path}"
     )
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_bytes(data)
-    os.replace(temporary, path)
