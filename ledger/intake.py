@@ -73,6 +73,18 @@ def raw_bytes(raw: bytes | str | dict[str, Any]) -> bytes:
     return orjson.dumps(raw, default=str)
 
 
+def text_field(raw: bytes | str | dict[str, Any], name: str) -> str | None:
+    """A string field of a submission as it was sent, read without trusting it (None: not a JSON object, or no
+    such string in it)."""
+    if isinstance(raw, bytes | str):
+        try:
+            raw = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return None
+    value = raw.get(name) if isinstance(raw, dict) else None
+    return value if isinstance(value, str) else None
+
+
 def decode_submission(raw: bytes | str | dict[str, Any], limits: Limits) -> dict[str, Any]:
     """Parse raw JSON into an object, refusing malformed or oversized input before any other work."""
     if isinstance(raw, dict):

@@ -13,8 +13,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from ledger.canonical import canonical_with_payload, seal_canonical
 from ledger.checkpoint import Checkpoint, origin_for, sign_checkpoint
 from ledger.clock import parse_timestamp, utc_now
@@ -26,7 +24,7 @@ from ledger.errors import (
     StaleExpectedSeq,
     SubmissionRefused,
 )
-from ledger.intake import Limits, ValidSubmission, raw_bytes, validate_submission
+from ledger.intake import Limits, ValidSubmission, raw_bytes, text_field, validate_submission
 from ledger.keys import SignerKey
 from ledger.log.base import (
     Checkpointed,
@@ -71,16 +69,12 @@ def receipt_for(envelope: dict[str, Any], *, duplicate: bool = False) -> Receipt
 
 
 def _text_field(raw: RawSubmission, name: str) -> str | None:
-    """A field of a raw submission for the rejection record, when it can be read without trusting it."""
-    if isinstance(raw, bytes | str):
-        if len(raw) > 1 << 20:  # oversized input is recorded whole but not parsed again
-            return None
-        try:
-            raw = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return None
-    value = raw.get(name) if isinstance(raw, dict) else None
-    return value[:200] if isinstance(value, str) else None
+    """A field of a raw submission for the rejection record: oversized input is recorded whole but not parsed
+    again, and a long value is cut."""
+    if isinstance(raw, bytes | str) and len(raw) > 1 << 20:
+        return None
+    value = text_field(raw, name)
+    return None if value is None else value[:200]
 
 
 class Sequencer:

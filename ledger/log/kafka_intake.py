@@ -30,7 +30,7 @@ from ledger.errors import (
     SubmissionRefused,
     refusal_from,
 )
-from ledger.intake import Limits, check_producer_tenant, decode_submission, raw_bytes
+from ledger.intake import Limits, check_producer_tenant, decode_submission, raw_bytes, text_field
 from ledger.keys import SignerKey
 from ledger.log.base import Rejection
 from ledger.log.kafka import Topics, partition_of, reader, rejection_from_record, rejection_record, stream_key
@@ -38,16 +38,6 @@ from ledger.producer_auth import BATCH_MAX_BYTES, BATCH_MAX_SUBMISSIONS, RecordS
 from ledger.sequencer import Outcome, RawSubmission, receipt_for
 
 AnswerKey = tuple[str, str, str]  # (tenant, event_id, stream)
-
-
-def _stream_of(raw: bytes) -> str | None:
-    """The stream of a refused submission, as sent (None when it cannot be read)."""
-    try:
-        fields = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    stream = fields.get("stream") if isinstance(fields, dict) else None
-    return stream if isinstance(stream, str) else None
 
 
 class ReceiptTimeout(LedgerError):
@@ -137,7 +127,7 @@ class IntakeClient:
             key, outcome = (envelope["tenant"], envelope["event_id"], envelope["stream"]), receipt_for(envelope)
         else:
             rejection = rejection_from_record(value)
-            stream = _stream_of(rejection.raw)
+            stream = text_field(rejection.raw, "stream")
             if rejection.tenant is None or rejection.event_id is None or stream is None:
                 return  # not a refusal of a submission this client could have routed
             key = (rejection.tenant, rejection.event_id, stream)
