@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from demo_expectations import EXPECTED_REFUSALS
 
 from consumers.audit.queries import run_saved
 from consumers.audit.session import AuditSession
@@ -27,16 +28,6 @@ from ledger.keys import load_verifier
 from ledger.sdk import Ledger
 from projections.registry import PROJECTIONS
 
-EXPECTED_REFUSALS = {
-    "duplicate_event_id",
-    "malformed_json",
-    "unknown_type",
-    "schema_violation",
-    "oversized",
-    "sequencer_field",
-    "wrong_tenant",
-    "stale_expected_seq",
-}
 LEVELS = {"sandbox": 1, "canary": 2, "production": 3}
 
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from demo_expectations import EXPECTED_REFUSALS
 from kafka_support import BOOTSTRAP, requires_kafka
 
 from ledger.bundle.verify import verify_bundle
@@ -19,17 +20,6 @@ from ledger.log.kafka_topics import Topics
 from ledger.sdk import Ledger
 
 pytestmark = requires_kafka
-
-EXPECTED_REFUSALS = {
-    "duplicate_event_id",
-    "malformed_json",
-    "unknown_type",
-    "schema_violation",
-    "oversized",
-    "sequencer_field",
-    "wrong_tenant",
-    "stale_expected_seq",
-}
 
 
 def test_the_story_runs_on_kafka_and_every_beat_is_in_the_kafka_log(tmp_path: Path) -> None:
