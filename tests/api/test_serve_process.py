@@ -17,11 +17,13 @@ from urllib.parse import urlsplit
 
 import httpx
 import orjson
+import pytest
 from api_support import TENANT, api_settings
 from factories import step
 from serve_process import ServeProcess
 
 from ledger.apikeys import ApiKeyStore
+from ledger.cli.main import main
 from ledger.config import Settings
 from ledger.sdk import Ledger
 
@@ -172,3 +174,14 @@ def test_chunked_body_over_the_limit_is_refused_while_it_is_still_being_sent(tmp
         (refusal,) = ledger.rejections()
         assert refusal.reason_code == "oversized" and refusal.tenant == TENANT
         assert len(refusal.raw) == settings.limits.max_submission_bytes
+
+
+def test_a_non_positive_audit_time_limit_is_refused_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = api_settings(tmp_path)
+    store = ["--data", str(settings.data_dir), "--keys", str(settings.key_dir)]
+    for bad in ("0", "-5"):
+        code = main(["serve", *store, "--audit-timeout", bad])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and "--audit-timeout must be positive" in err[0], err
