@@ -28,3 +28,18 @@ def test_benchmarks_leave_no_store_behind(tmp_path: Path) -> None:
     run_benchmark("embedded_append.py", tmp_path, "--events", "300")
 
     assert list(tmp_path.iterdir()) == []
+
+
+def test_embedded_append_reports_the_floors_of_its_ratio_target(tmp_path: Path) -> None:
+    floors = run_benchmark("embedded_append.py", tmp_path, "--events", "300", "--repeat", "1")["floors"]
+
+    parts = [floors[f"{name}_us_per_event"] for name in ("storage", "validation", "canonical", "hashing", "receipt")]
+    assert all(part > 0 for part in parts)
+    assert floors["sum_us_per_event"] == pytest.approx(sum(parts), abs=0.02)
+    assert floors["ratio_target_allows_us_per_event"] == pytest.approx(floors["baseline_us_per_event"] / 0.5, rel=1e-3)
+    assert floors["ceiling_ratio"] == pytest.approx(
+        floors["baseline_us_per_event"] / floors["sum_us_per_event"], rel=1e-2
+    )
+    assert floors["left_for_the_rest_us_per_event"] == pytest.approx(
+        floors["ratio_target_allows_us_per_event"] - floors["sum_us_per_event"], abs=0.02
+    )
