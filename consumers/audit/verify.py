@@ -50,6 +50,8 @@ _N = len(_FIELDS)
 _PATHS = ", ".join(f"'{path}'" for path in (*(path for path, _ in _FIELDS), *_AFTER))
 _COLUMNS = ", ".join(column for _, column in _FIELDS)
 _PREFIX = EVENT_HASH_PREFIX.decode().rstrip("\n")
+# The event hash recomputed from the hashed bytes of a row (DESIGN hashing contract), as DuckDB SQL.
+COMPUTED_HASH_SQL = f"'sha256:' || sha256('{_PREFIX}' || chr(10) || canonical)"
 
 CHECK_SQL = f"""
 WITH hashed AS (
@@ -57,7 +59,7 @@ WITH hashed AS (
 ), rows AS (
     -- per-row checks first, so the window sorts below carry narrow rows, not the payload and canonical text
     SELECT partition, log_index, tenant, stream, seq, hash, prev_hash,
-        'sha256:' || sha256('{_PREFIX}' || chr(10) || canonical) AS computed,
+        {COMPUTED_HASH_SQL} AS computed,
         said[1:{_N}] IS DISTINCT FROM [{_COLUMNS}]
             OR said[{_N + 1}] IS DISTINCT FROM json(payload)
             OR CAST(said[{_N + 2}] AS TIMESTAMPTZ) IS DISTINCT FROM occurred_at

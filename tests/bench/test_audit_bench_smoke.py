@@ -18,6 +18,9 @@ def test_audit_bench_loads_queries_and_verifies(tmp_path: Path) -> None:
     assert set(result["queries"]) >= {"calls-without-approval", "gaps-and-forks", "mission-timeline"}
     assert all(query["seconds"] > 0 for query in result["queries"].values())
     assert result["verify"]["events_per_s"] > 0 and result["verify"]["roots_checked"] >= 1
+    floor = result["verify"]["hash_floor"]
+    assert len(floor["events_per_s_runs"]) == len(result["verify"]["events_per_s_runs"])
+    assert floor["events_per_s"] > 0
     assert set(result["met_more"]) == set(result["targets_more"])
 
 
