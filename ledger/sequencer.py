@@ -39,6 +39,7 @@ from schemas.envelope import SPEC, ZERO_HASH, Receipt
 
 RawSubmission = bytes | str | dict[str, Any]
 Outcome = Receipt | SubmissionRefused
+Sealed = dict[str, Any]  # an envelope as sealed in this batch; its receipt is built only for a caller that wants it
 RECEIPT_FIELDS = ("event_id", "tenant", "stream", "seq", "hash", "log")
 # What the producer decides; a resend must match the original in each (occurred_at only when it was given).
 PRODUCER_FIELDS = (
@@ -102,23 +103,38 @@ class Sequencer:
             raise outcome
         return outcome
 
-    def append_batch(
+    def append_batch(self, raws: Sequence[RawSubmission], *, tenant: str | None = None) -> list[Outcome]:
+        """Append a batch; the result has one receipt or refusal per submission, in order."""
+        return [receipt_for(item) if isinstance(item, dict) else item for item in self._append(raws, tenant=tenant)]
+
+    def sequence(
+        self,
+        raws: Sequence[RawSubmission],
+        *,
+        partition: int,
+        refused: Sequence[tuple[RawSubmission, SubmissionRefused]] = (),
+    ) -> list[Sealed | SubmissionRefused]:
+        """Append the batch a Kafka sequencer drained from intake `partition`; return each sealed envelope or
+        refusal. Its producers read their answers from the log, so no receipt is built here.
+
+        Every submission must belong to that partition, and the partition's writer is opened even when all were
+        refused, so the refusals commit in the same transaction as the intake position. `refused` are
+        submissions the caller already refused (an intake record that failed producer authentication): recorded
+        with the batch, not returned.
+        """
+        return self._append(raws, partition=partition, refused=refused)
+
+    def _append(
         self,
         raws: Sequence[RawSubmission],
         *,
         tenant: str | None = None,
         partition: int | None = None,
         refused: Sequence[tuple[RawSubmission, SubmissionRefused]] = (),
-    ) -> list[Outcome]:
-        """Append a batch; the result has one receipt or refusal per submission, in order.
-
-        With `partition` (a Kafka sequencer draining one intake partition) every submission must belong to
-        that partition, and the partition's writer is opened even when all were refused, so the refusals
-        commit in the same transaction as the intake position. `refused` are submissions the caller already
-        refused (an intake record that failed producer authentication): recorded with the batch, not returned.
-        """
+    ) -> list[Sealed | SubmissionRefused]:
+        """Seal and write a batch; one sealed envelope or refusal per submission, in order."""
         received_at = self.clock()
-        outcomes: list[Outcome | None] = [None] * len(raws)
+        outcomes: list[Sealed | SubmissionRefused | None] = [None] * len(raws)
         rejections = [self._rejection(received_at, refusal, raw) for raw, refusal in refused]
         by_partition: dict[int, list[tuple[int, ValidSubmission]]] = {} if partition is None else {partition: []}
         for slot, raw in enumerate(raws):
@@ -153,7 +169,7 @@ class Sequencer:
         writer: PartitionWriter,
         items: list[tuple[int, ValidSubmission]],
         raws: Sequence[RawSubmission],
-        outcomes: list[Outcome | None],
+        outcomes: list[Sealed | SubmissionRefused | None],
         recorded_at: str,
     ) -> tuple[SealedBatch, CompactRange]:
         batch = SealedBatch()
@@ -186,7 +202,7 @@ class Sequencer:
             batch.events.append((envelope, encoded))
             heads[stream_key] = StreamHead(envelope["seq"], envelope["hash"])
             sealed_here[id_key] = envelope
-            outcomes[slot] = receipt_for(envelope)
+            outcomes[slot] = envelope
         return batch, right_edge
 
     def _envelope(

@@ -402,7 +402,7 @@ class KafkaSequencer(ConsumerRebalanceListener):  # type: ignore[misc]
                 if len(submissions) + len(refused) < self.max_batch and number < len(records):
                     continue
                 owned.next_intake_offset = record.offset + 1
-                self.sequencer.append_batch(submissions, partition=partition, refused=refused)
+                self.sequencer.sequence(submissions, partition=partition, refused=refused)
                 sequenced += len(submissions) + len(refused)
                 submissions, refused = [], []
             return "committed", sequenced

@@ -515,15 +515,15 @@ def test_old_owner_is_fenced_once_a_new_owner_initialised_its_producer(tmp_path:
     new: KafkaSequencer | None = None
     try:
         old.on_partitions_assigned([intake_partition])  # the group gives partition 0 to the old instance
-        old.sequencer.append_batch([step() for _ in range(5)], partition=0)  # sealed in its transaction: 5
-        old.sequencer.append_batch([step() for _ in range(2)], partition=0)  # and 7
+        old.sequencer.sequence([step() for _ in range(5)], partition=0)  # sealed in its transaction: 5
+        old.sequencer.sequence([step() for _ in range(2)], partition=0)  # and 7
         new = KafkaSequencer(BOOTSTRAP, signer, tmp_path / "new", topics=topics, checkpoint_policy=policy)
         new.on_partitions_assigned([intake_partition])  # ...then to the new one: init_transactions fences the old
-        new_receipts = new.sequencer.append_batch([step() for _ in range(3)], partition=0)
-        assert [r.seq for r in new_receipts if isinstance(r, Receipt)] == [8, 9, 10]
+        sealed = new.sequencer.sequence([step() for _ in range(3)], partition=0)
+        assert [event["seq"] for event in sealed if isinstance(event, dict)] == [8, 9, 10]
 
         with pytest.raises(KafkaError, match="ProducerFenced") as fenced:
-            old.sequencer.append_batch([step(event_id="zombie-append")], partition=0)
+            old.sequencer.sequence([step(event_id="zombie-append")], partition=0)
         assert is_fenced(fenced.value)  # so the worker gives the partition up instead of fencing back
         assert old.owned(0).replica.size(0) == 7  # the zombie's replica did not move either
         new.sequencer.seal([0])
@@ -555,7 +555,7 @@ def test_zombie_paused_between_its_sends_and_its_commit_is_recognised_as_fenced(
     new = KafkaSequencer(BOOTSTRAP, signer, tmp_path / "new", topics=topics)
     try:
         old.on_partitions_assigned([intake_partition])
-        old.sequencer.append_batch([step() for _ in range(5)], partition=0)
+        old.sequencer.sequence([step() for _ in range(5)], partition=0)
         new.on_partitions_assigned([intake_partition])  # fences the old instance
         producer = old.owned(0).producer
         commit = producer.commit_transaction
@@ -566,7 +566,7 @@ def test_zombie_paused_between_its_sends_and_its_commit_is_recognised_as_fenced(
 
         producer.commit_transaction = paused_commit
         with pytest.raises(KafkaError) as failed:
-            old.sequencer.append_batch([step(event_id="zombie-append")], partition=0)
+            old.sequencer.sequence([step(event_id="zombie-append")], partition=0)
         # kafka-python may report the fence as a plain KafkaError naming it; the worker must still see a fence
         # (give the partition up), not an ambiguous error (recreate the producer and fence the rightful owner).
         assert is_fenced(failed.value), repr(failed.value)
