@@ -9,9 +9,10 @@ Floors, same run: what five parts the contract requires cost on their own, per e
 much of the ratio target's budget is left for everything else (dedupe, stream heads, building the envelope,
 Merkle interior nodes, checkpoints):
 - storage: the ledger's own writer persisting the batches the ledger sealed (events, idempotency index, Merkle
-  tiles, checkpoint-free), one fsync'd commit per batch, into a fresh data dir; nothing validated or hashed;
+  tiles; no checkpoints), one fsync'd commit per batch, into a fresh data dir; nothing validated or hashed;
 - validation: JSON parse plus the pydantic checks of the submission and of its payload model;
-- canonical: the RFC 8785 bytes of each sealed envelope without its hash (what the hash is over);
+- canonical: the RFC 8785 bytes of each sealed envelope without its hash (what the hash is over), by the ledger's
+  encoder (orjson with sorted keys where it provably equals RFC 8785, checked per value);
 - hashing: the event hash of each canonical envelope and its Merkle leaf hash;
 - receipt: the `Receipt` each producer gets back, built by the sequencer's own `receipt_for`.
 
