@@ -92,7 +92,7 @@ class KafkaLog(LogBackend):
             )
         self.partition_count = len(partitions)
         self.log_id = log_id or kafka_log_id(bootstrap, self.topics)
-        self._trees: dict[int, MemoryNodes] = {}
+        self._trees: dict[int, tuple[MemoryNodes, int | None]] = {}  # partition -> (tree, offset of its last leaf)
         self._producer: KafkaProducer | None = None
 
     def partition_for(self, tenant: str, stream: str) -> int:
@@ -176,12 +176,15 @@ class KafkaLog(LogBackend):
 
     def get_node(self, partition: int, level: int, index: int) -> bytes:
         size_needed = (index + 1) << level
-        tree = self._trees.get(partition)
-        if tree is None or tree.size < size_needed:
-            tree = MemoryNodes()
-            for record in self.read(partition):
-                tree.append(leaf_hash(bytes.fromhex(record.envelope()["hash"][7:])))
-            self._trees[partition] = tree
+        tree, offset = self._trees.get(partition) or (MemoryNodes(), None)
+        if tree.size < size_needed:
+            # The log only grows, so the cached tree is extended from the record after the last one it holds:
+            # a proof of a new event reads the new records, not the whole partition again.
+            while records := self.records_after(partition, offset, 10_000):
+                for record in records:
+                    tree.append(leaf_hash(bytes.fromhex(record.envelope()["hash"][7:])))
+                offset = records[-1].position
+            self._trees[partition] = (tree, offset)
         return tree.get_node(level, index)
 
     def record_rejections(self, rejections: Sequence[Rejection]) -> None:

@@ -27,6 +27,7 @@ from ledger.errors import (
     SubmissionRefused,
     WrongTenant,
 )
+from ledger.log.base import LogRecord
 from ledger.merkle import leaf_hash, verify_inclusion
 from ledger.sdk import Ledger
 from ledger.sequencer import CheckpointPolicy
@@ -242,6 +243,42 @@ def test_receipt_carries_an_inclusion_proof_against_the_signed_checkpoint(backen
             proof = [base64.b64decode(node) for node in receipt.inclusion_proof]
             leaf = leaf_hash(bytes.fromhex(receipt.hash.removeprefix("sha256:")))
             verify_inclusion(leaf, receipt.log.index, checkpoint.size, proof, checkpoint.root_hash)
+
+
+def test_receipts_stay_provable_as_the_log_grows(backend: Backend) -> None:
+    """A reader that proved early events proves later ones against newer checkpoints. On Kafka the reader's
+    cached tree is extended from where it stopped: the second round reads only the records after it."""
+    with backend.open() as ledger:
+        # one stream, so one partition on Kafka too: its tree is the one cached and then extended
+        first = receipts_of(ledger.append_batch([step(mission="m-0") for _ in range(23)]))
+        backend.seal(ledger)
+    with backend.reader() as reader:
+        verifier = reader.verifier_key()
+
+        def proven(original: Receipt) -> None:
+            receipt = reader.receipt(original.tenant, original.event_id)
+            assert receipt is not None and receipt.checkpoint is not None and receipt.inclusion_proof is not None
+            checkpoint = open_checkpoint(receipt.checkpoint, verifier)
+            proof = [base64.b64decode(node) for node in receipt.inclusion_proof]
+            leaf = leaf_hash(bytes.fromhex(receipt.hash.removeprefix("sha256:")))
+            verify_inclusion(leaf, receipt.log.index, checkpoint.size, proof, checkpoint.root_hash)
+
+        proven(first[-1])
+        with backend.open() as ledger:
+            later = receipts_of(ledger.append_batch([step(mission="m-0") for _ in range(31)]))
+            backend.seal(ledger)
+        read_from: list[int | None] = []
+        records_after = reader.log.records_after
+
+        def watched(partition: int, position: int | None, limit: int) -> list[LogRecord]:
+            read_from.append(position)
+            return records_after(partition, position, limit)
+
+        reader.log.records_after = watched  # type: ignore[method-assign]
+        proven(later[-1])
+        proven(first[0])
+    if isinstance(backend, KafkaBackend):
+        assert read_from and None not in read_from  # extended from a known offset, never re-read from the start
 
 
 def test_latest_and_covering_checkpoints_agree_with_the_full_list(backend: Backend) -> None:
