@@ -26,6 +26,7 @@ from ledger.log.kafka_topics import cluster_id
 from ledger.merkle import MemoryNodes, leaf_hash
 
 POLL_MS = 200
+FIND_WINDOW = 1_000  # records of each partition's tail that `find_event` reads first
 
 
 def stream_key(tenant: str, stream: str) -> bytes:
@@ -123,8 +124,7 @@ class KafkaLog(LogBackend):
     def _last_record(self, partition: int) -> Any | None:
         """The last committed record of an events partition. Transaction markers take offsets too, so look back
         in widening windows until a data record shows up."""
-        tp = TopicPartition(self.topics.events, partition)
-        end = self._consumer.end_offsets([tp])[tp]
+        end = self._end_offset(partition)
         window = 64
         while end > 0:
             last = None
@@ -166,13 +166,31 @@ class KafkaLog(LogBackend):
         return None
 
     def find_event(self, tenant: str, event_id: str) -> dict[str, Any] | None:
-        """Scans the log (Kafka has no index by event_id); receipts of producers come from the SDK instead."""
-        for partition in range(self.partition_count):
-            for record in self.read(partition):
-                envelope = record.envelope()
-                if envelope["event_id"] == event_id and envelope["tenant"] == tenant:
-                    return envelope
+        """Kafka has no index by event_id, so this reads the log newest first: each partition's unread tail in
+        windows that grow 16-fold, since a receipt is mostly asked for a recent event. An old or unknown
+        event still costs a read of the whole log; producers get their receipts from the SDK instead."""
+        needle = b'"event_id":' + orjson.dumps(event_id)  # canonical JSON writes the id exactly so
+        unread = {p: self._end_offset(p) for p in range(self.partition_count)}  # partition -> [0, stop) unread
+        window = FIND_WINDOW
+        while any(unread.values()):
+            for partition, stop in unread.items():
+                if not stop:
+                    continue
+                start = max(0, stop - window)
+                # `stop - start` records span at least the offsets up to `stop` (markers take offsets too)
+                for record in read_partition(self._consumer, self.topics.events, partition, start, stop - start):
+                    if needle in record.value:
+                        envelope: dict[str, Any] = orjson.loads(record.value)
+                        if envelope["event_id"] == event_id and envelope["tenant"] == tenant:
+                            return envelope
+                unread[partition] = start
+            window *= 16
         return None
+
+    def _end_offset(self, partition: int) -> int:
+        tp = TopicPartition(self.topics.events, partition)
+        end: int = self._consumer.end_offsets([tp])[tp]
+        return end
 
     def get_node(self, partition: int, level: int, index: int) -> bytes:
         size_needed = (index + 1) << level
