@@ -1,11 +1,14 @@
 """Events per second from the SDK until sequenced and committed in `ledger.events`, against a raw Kafka produce.
 
-Ledger: `IntakeClient.submit` with at most --in-flight awaiting receipts, sealed by an `agent-ledger sequencer`
-in its own process; figure = N / (first submit -> last receipt), then submit -> receipt p50 / p99 paced at half
-that rate. Baseline, same run, same bytes: kafka-python (acks=all, idempotent) to a plain topic with as many
-partitions, until all are acknowledged. Fresh topics and sequencer per repetition; the sides alternate order.
+Ledger: `IntakeClient.submit` with at most --in-flight awaiting receipts, sealed by --sequencers `agent-ledger
+sequencer` workers (default 2, one per core of the benchmark machine), each in its own process, sharing the
+partitions as one consumer group; figure = N / (first submit -> last receipt), then submit -> receipt p50 / p99
+paced at half that rate. Baseline, same run, same bytes: kafka-python (acks=all, idempotent) to a plain topic
+with as many partitions, until all are acknowledged. Fresh topics and workers per repetition; the sides
+alternate order.
 
-    python bench/kafka_ingest.py [--events 20000] [--repeat 3] [--partitions 4] [--kafka HOST:PORT] [--profile FILE]
+    python bench/kafka_ingest.py [--events 20000] [--repeat 3] [--partitions 4] [--sequencers 2]
+        [--kafka HOST:PORT] [--profile FILE]
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from ledger.errors import SubmissionRefused
 from ledger.keys import PRIVATE_KEY_FILENAME, SignerKey, load_signer, write_key_pair
 from ledger.log.kafka import Topics, partition_of, stream_key
 from ledger.log.kafka_intake import IntakeClient
+from ledger.log.kafka_sequencer import sequencer_group_id
 from ledger.log.kafka_topics import TopicPlan, ensure_topics
 from ledger.sequencer import Outcome
 
@@ -58,9 +62,10 @@ class BenchFailed(RuntimeError):
 class SequencerProcess:
     """`agent-ledger sequencer` in a child process (its own core and GIL), optionally under cProfile."""
 
-    def __init__(self, bootstrap: str, topics: Topics, work_dir: Path, max_batch: int, profile: Path | None) -> None:
-        keys_dir = work_dir / "keys"
-        write_key_pair(keys_dir, SignerKey.generate("bench"))
+    def __init__(
+        self, bootstrap: str, topics: Topics, work_dir: Path, keys_dir: Path, max_batch: int, profile: Path | None
+    ) -> None:
+        work_dir.mkdir(parents=True, exist_ok=True)
         command = [sys.executable]
         if profile is not None:
             command += ["-m", "cProfile", "-o", str(profile)]
@@ -106,6 +111,54 @@ class SequencerProcess:
                 self.process.wait()
 
 
+class SequencerGroup:
+    """`count` sequencer workers of one consumer group: one ledger key, a replica dir each."""
+
+    def __init__(
+        self, bootstrap: str, topics: Topics, work_dir: Path, count: int, max_batch: int, profiles: Sequence[Path]
+    ) -> None:
+        self.keys_dir = work_dir / "keys"
+        write_key_pair(self.keys_dir, SignerKey.generate("bench"))
+        self.group_id = sequencer_group_id(topics)
+        self.members: list[SequencerProcess] = []
+        for number in range(count):
+            profile = profiles[number] if profiles else None
+            worker_dir = work_dir / f"worker-{number}"
+            self.members.append(SequencerProcess(bootstrap, topics, worker_dir, self.keys_dir, max_batch, profile))
+
+    @property
+    def pids(self) -> list[int]:
+        return [member.process.pid for member in self.members]
+
+    def check_alive(self) -> None:
+        for member in self.members:
+            member.check_alive()
+
+    def log_tail(self) -> str:
+        return "\n".join(f"-- worker {n} --\n{member.log_tail()}" for n, member in enumerate(self.members))
+
+    def wait_stable(self, bootstrap: str) -> None:
+        """Until every worker has joined the group and it is stable: a worker joining mid-run would make the
+        group rebalance while the clock runs."""
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
+        try:
+            deadline = time.monotonic() + READY_TIMEOUT_S
+            while True:
+                self.check_alive()
+                group = admin.describe_groups([self.group_id])[self.group_id]
+                if group.get("group_state") == "Stable" and len(group.get("members") or ()) == len(self.members):
+                    return
+                if time.monotonic() > deadline:
+                    raise BenchFailed(f"the {len(self.members)} sequencer workers did not form a stable group")
+                time.sleep(0.2)
+        finally:
+            admin.close()
+
+    def stop(self) -> None:
+        for member in self.members:
+            member.stop()
+
+
 # -- CPU accounting -----------------------------------------------------------------------------------------------
 
 
@@ -128,18 +181,21 @@ def _machine_busy_s() -> float:
 
 
 class CpuMeter:
-    """Where the cores went during a timed phase: this process (the client), other named processes (the sequencer,
-    the broker when --broker-pid names it) and the whole machine (other load included)."""
+    """Where the cores went during a timed phase: this process (the client), other named processes (the sequencer
+    workers together, the broker when --broker-pid names it) and the whole machine (other load included)."""
 
     broker_pid: int | None = None
 
-    def __init__(self, sequencer_pid: int | None = None) -> None:
-        self._pids = {"sequencer_cpu_s": sequencer_pid, "broker_cpu_s": self.broker_pid}
+    def __init__(self, sequencer_pids: Sequence[int] = ()) -> None:
+        self._sequencer_pids = list(sequencer_pids)
         self._start = self._sample()
 
     def _sample(self) -> dict[str, float]:
         sample = {"wall_s": time.perf_counter(), "client_cpu_s": time.process_time()}
-        sample.update({name: _process_cpu_s(pid) for name, pid in self._pids.items() if pid is not None})
+        if self._sequencer_pids:
+            sample["sequencer_cpu_s"] = sum(_process_cpu_s(pid) for pid in self._sequencer_pids)
+        if self.broker_pid is not None:
+            sample["broker_cpu_s"] = _process_cpu_s(self.broker_pid)
         sample["machine_busy_cpu_s"] = _machine_busy_s()
         return sample
 
@@ -209,7 +265,7 @@ class Receipts:
         future.add_done_callback(resolved)
 
 
-def await_all(receipts: Receipts, sequencer: SequencerProcess, label: str) -> None:
+def await_all(receipts: Receipts, sequencer: SequencerGroup, label: str) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_S
     with receipts.changed:
         while receipts.resolved < receipts.submitted:
@@ -223,13 +279,13 @@ def await_all(receipts: Receipts, sequencer: SequencerProcess, label: str) -> No
         raise BenchFailed(f"{label}: {len(receipts.refused)} submissions refused, e.g. {first.reason_code}: {first}")
 
 
-def acquire(receipts: Receipts, sequencer: SequencerProcess) -> None:
+def acquire(receipts: Receipts, sequencer: SequencerGroup) -> None:
     """Wait for a free in-flight slot, failing (not hanging) when the sequencer has died."""
     while not receipts.in_flight.acquire(timeout=1.0):
         sequencer.check_alive()
 
 
-def warm_up(client: IntakeClient, sequencer: SequencerProcess, partitions: int, seed: int) -> None:
+def warm_up(client: IntakeClient, sequencer: SequencerGroup, partitions: int, seed: int) -> None:
     """Ready = one submission per partition got its receipt (the worker owns all partitions, caches are warm)."""
     chosen: dict[int, bytes] = {}
     for raw in common.submissions(partitions * 50, missions=partitions * 50, seed=seed):
@@ -243,11 +299,11 @@ def warm_up(client: IntakeClient, sequencer: SequencerProcess, partitions: int, 
 
 
 def run_throughput(
-    client: IntakeClient, sequencer: SequencerProcess, submissions: Sequence[bytes], in_flight: int
+    client: IntakeClient, sequencer: SequencerGroup, submissions: Sequence[bytes], in_flight: int
 ) -> tuple[float, dict[str, float]]:
     """Seconds from the first submit to the last receipt, with at most `in_flight` awaiting their receipt."""
     receipts = Receipts(threading.BoundedSemaphore(in_flight))
-    cpu = CpuMeter(sequencer.process.pid)
+    cpu = CpuMeter(sequencer.pids)
     started = time.perf_counter()
     for raw in submissions:
         acquire(receipts, sequencer)
@@ -267,7 +323,7 @@ class LatencyRun:
 
 
 def run_latency(
-    client: IntakeClient, sequencer: SequencerProcess, submissions: Sequence[bytes], rate_per_s: float
+    client: IntakeClient, sequencer: SequencerGroup, submissions: Sequence[bytes], rate_per_s: float
 ) -> LatencyRun:
     """Send at a paced `rate_per_s` and record submit -> receipt of each submission."""
     receipts = Receipts(threading.BoundedSemaphore(len(submissions)))
@@ -299,15 +355,16 @@ def run_ledger(
     submissions: Sequence[bytes],
     args: argparse.Namespace,
     repetition: int,
-    profile: Path | None,
+    profiles: Sequence[Path],
 ) -> tuple[float, dict[str, float], LatencyRun]:
-    """One repetition of the ledger side: start a sequencer, warm up, measure throughput, then latency at half."""
+    """One repetition of the ledger side: start the workers, warm up, measure throughput, then latency at half."""
     with tempfile.TemporaryDirectory(prefix="bench-kafka-", dir=args.tmp_dir) as work_dir:
-        sequencer = SequencerProcess(bootstrap, topics, Path(work_dir), args.max_batch, profile)
+        sequencer = SequencerGroup(bootstrap, topics, Path(work_dir), args.sequencers, args.max_batch, profiles)
         try:
-            # Signed like every producer's records: with the ledger key the sequencer was given (one signature
+            sequencer.wait_stable(bootstrap)
+            # Signed like every producer's records: with the ledger key the workers were given (one signature
             # per batch record, checked by the sequencer).
-            signer = load_signer(Path(work_dir) / "keys" / PRIVATE_KEY_FILENAME)
+            signer = load_signer(sequencer.keys_dir / PRIVATE_KEY_FILENAME)
             client = IntakeClient(bootstrap, topics=topics, timeout_s=READY_TIMEOUT_S, signer=signer)
             try:
                 warm_up(client, sequencer, partitions, seed=1_000 + repetition)
@@ -319,7 +376,7 @@ def run_ledger(
             finally:
                 client.close()
         except BenchFailed as failure:
-            raise BenchFailed(f"{failure}\n-- sequencer log --\n{sequencer.log_tail()}") from None
+            raise BenchFailed(f"{failure}\n-- sequencer logs --\n{sequencer.log_tail()}") from None
         finally:
             sequencer.stop()
     return seconds, cpu, latency
@@ -388,6 +445,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--partitions", type=int, default=4, help="partitions of every topic (default 4)")
     parser.add_argument(
+        "--sequencers", type=int, default=2, help="sequencer workers in the group (default 2, one per core)"
+    )
+    parser.add_argument(
         "--kafka",
         default=os.environ.get(KAFKA_ENV) or DEFAULT_KAFKA,
         help=f"Kafka bootstrap HOST:PORT (default ${KAFKA_ENV} or {DEFAULT_KAFKA})",
@@ -408,6 +468,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if min(args.events, args.repeat, args.partitions, args.in_flight, args.max_batch, args.missions) < 1:
         parser.error("--events, --repeat, --partitions, --in-flight, --max-batch and --missions must be positive")
+    if not 1 <= args.sequencers <= args.partitions:
+        parser.error("--sequencers must be between 1 and --partitions (a worker without a partition idles)")
     if args.latency_seconds <= 0:
         parser.error("--latency-seconds must be positive")
 
@@ -427,12 +489,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 with fresh_topics(args.kafka, args.partitions) as (topics, baseline_topic):
                     for side in order:
                         if side == "ledger":
-                            profile = None
+                            profiles = []
                             if args.profile is not None:
-                                profile = args.profile.with_name(f"{args.profile.name}.part{repetition}")
-                                profile_parts.append(profile)
+                                profiles = [
+                                    args.profile.with_name(f"{args.profile.name}.part{repetition}.w{worker}")
+                                    for worker in range(args.sequencers)
+                                ]
+                                profile_parts.extend(profiles)
                             seconds, cpu, latency = run_ledger(
-                                args.kafka, topics, args.partitions, submissions, args, repetition, profile
+                                args.kafka, topics, args.partitions, submissions, args, repetition, profiles
                             )
                             ledger_seconds.append(seconds)
                             ledger_cpu.append(cpu)
@@ -449,7 +514,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         merge_profiles(profile_parts, args.profile)
 
     figures = {
-        "path": "IntakeClient.submit -> ledger.intake -> sequencer process -> ledger.events -> receipt",
+        "path": "IntakeClient.submit -> ledger.intake -> sequencer processes -> ledger.events -> receipt",
         **common.rate_figures(args.events, ledger_seconds),
         "cpu_s_runs": rounded(ledger_cpu),
         "latency_at_half_load": {
@@ -477,6 +542,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "events": args.events,
             "repeat": args.repeat,
             "partitions": args.partitions,
+            "sequencers": args.sequencers,
             "kafka": args.kafka,
             "in_flight": args.in_flight,
             "max_batch": args.max_batch,

@@ -157,6 +157,11 @@ class _SequencingLog:
         raise ConfigError("the Kafka sequencer records refusals inside its partition transaction")
 
 
+def sequencer_group_id(topics: Topics) -> str:
+    """The consumer group the sequencer workers of a topic namespace share (unless told another)."""
+    return f"{topics.prefix}agent-ledger-sequencer"
+
+
 class KafkaSequencer(ConsumerRebalanceListener):  # type: ignore[misc]
     """One sequencer instance of the consumer group over `ledger.intake`."""
 
@@ -176,7 +181,7 @@ class KafkaSequencer(ConsumerRebalanceListener):  # type: ignore[misc]
     ) -> None:
         self.bootstrap = bootstrap
         self.topics = topics or Topics()
-        self.group_id = group_id or f"{self.topics.prefix}agent-ledger-sequencer"
+        self.group_id = group_id or sequencer_group_id(self.topics)
         self.state_dir = Path(state_dir)
         self.log_id = kafka_log_id(bootstrap, self.topics)
         self._catch_up_reader = reader(bootstrap)

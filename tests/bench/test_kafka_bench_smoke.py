@@ -31,6 +31,8 @@ def test_kafka_ingest_prints_positive_figures_latency_and_met_flags(tmp_path: Pa
     result = json.loads(done.stdout)
     assert result["benchmark"] == "kafka_ingest"
     assert result["params"]["events"] == 200
+    assert result["params"]["sequencers"] == 2  # the default: one worker per core, sharing the two partitions
+    assert result["figures"]["cpu_s_runs"][0]["sequencer_cpu_s"] > 0
     for side in ("figures", "baseline"):
         assert result[side]["events"] == 200
         assert result[side]["events_per_s"] > 0
@@ -41,3 +43,11 @@ def test_kafka_ingest_prints_positive_figures_latency_and_met_flags(tmp_path: Pa
     assert result["ratio"] > 0
     assert set(result["met"]) == set(result["targets"]) == {"events_per_s", "ratio", "p99_ms_at_half_load_max"}
     assert list(tmp_path.iterdir()) == []  # the sequencer's keys and replica are gone
+
+
+def test_kafka_ingest_refuses_more_workers_than_partitions() -> None:
+    command = [sys.executable, str(BENCH / "kafka_ingest.py"), "--kafka", BOOTSTRAP, "--partitions", "2"]
+    done = subprocess.run([*command, "--sequencers", "3"], capture_output=True, text=True, timeout=60)
+
+    assert done.returncode == 2
+    assert "--sequencers must be between 1 and --partitions" in done.stderr
