@@ -216,7 +216,7 @@ def _describe(item: ErrorDetails) -> str:
         expected = ", ".join(str(ctx.get("expected", "")).rsplit(" or ", 1))
         return f"{subject} must be one of {expected} (got {_shown(value)})"
     if kind in _EXPECTED_TYPES:
-        return f"{subject} must be {_EXPECTED_TYPES[kind]} (got {_json_type(value)})"
+        return f"{subject} must be {_EXPECTED_TYPES[kind]} (got {json_type(value)})"
     if kind == "string_pattern_mismatch":
         pattern = str(ctx.get("pattern", ""))
         rule = _PATTERNS.get(pattern, f"must match the pattern {pattern}")
@@ -253,7 +253,8 @@ def _shown(value: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _json_type(value: object) -> str:
+def json_type(value: object) -> str:
+    """The JSON name of a parsed value's type ("integer", "object", ...), for messages about it."""
     return _JSON_TYPE_NAMES.get(type(value), type(value).__name__)
 
 

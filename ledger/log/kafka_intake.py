@@ -36,6 +36,7 @@ from ledger.log.base import Rejection
 from ledger.log.kafka import Topics, partition_of, reader, rejection_from_record, rejection_record, stream_key
 from ledger.producer_auth import BATCH_MAX_BYTES, BATCH_MAX_SUBMISSIONS, RecordSigner, batch_value
 from ledger.sequencer import Outcome, RawSubmission, receipt_for
+from schemas.registry import json_type
 
 AnswerKey = tuple[str, str, str]  # (tenant, event_id, stream)
 
@@ -150,13 +151,19 @@ class IntakeClient:
             self._record_local_refusal(raw, refusal)
             future.set_result(refusal)
             return future
-        if not fields.get("event_id"):
+        encoded: bytes
+        if fields.get("event_id") is None:
             fields["event_id"] = uuid7()
+            encoded = orjson.dumps(fields)
+        elif isinstance(raw, dict):
+            encoded = orjson.dumps(fields)
+        else:  # sent as it came: the sequencer parses the very bytes this client routed by
+            encoded = raw.encode("utf-8") if isinstance(raw, str) else raw
         key = stream_key(fields["tenant"], fields["stream"])
         answer_key = (fields["tenant"], fields["event_id"], fields["stream"])
         with self._lock:
             self._pending[answer_key].append(future)
-        self._enqueue(partition_of(key, self.partition_count), key, orjson.dumps(fields), answer_key)
+        self._enqueue(partition_of(key, self.partition_count), key, encoded, answer_key)
         return future
 
     # -- batch records ---------------------------------------------------------------------------------------
@@ -228,11 +235,15 @@ class IntakeClient:
         return outcomes
 
     def _routable(self, raw: RawSubmission, tenant: str | None) -> dict[str, Any]:
-        """Just enough to route: a JSON object with string tenant and stream (the sequencer checks the rest)."""
+        """Just enough to route and pair the answer: a JSON object with string tenant and stream, and a string
+        event_id when there is one (the sequencer checks the rest)."""
         fields = dict(decode_submission(raw, self.limits))
         for name in ("tenant", "stream"):
             if not isinstance(fields.get(name), str):
                 raise SchemaViolation(f"submission: '{name}' is required and must be a string")
+        # Answers pair by event_id, so one that is not a string is refused here: its refusal could not be paired.
+        if fields.get("event_id") is not None and not isinstance(fields["event_id"], str):
+            raise SchemaViolation(f"submission: 'event_id' must be a string (got {json_type(fields['event_id'])})")
         check_producer_tenant(fields["tenant"], tenant)
         return fields
 

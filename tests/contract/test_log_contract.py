@@ -23,6 +23,7 @@ from ledger.errors import (
     DuplicateEventId,
     EventIdConflict,
     MalformedJson,
+    SchemaViolation,
     StaleExpectedSeq,
     SubmissionRefused,
     WrongTenant,
@@ -221,6 +222,17 @@ def test_expected_seq_appends_at_head_and_refuses_a_stale_one(backend: Backend) 
             ledger.append(step(expected_seq=1))
         assert ledger.rejections()[0].reason_code == "stale_expected_seq"
         assert size(ledger) == 2
+
+
+def test_an_event_id_that_is_not_an_id_is_refused_not_replaced(backend: Backend) -> None:
+    """A non-string or empty event_id is a schema violation on both backends: never swapped for a generated id,
+    and on Kafka refused with an answer the caller gets at once (its refusal could not be paired otherwise)."""
+    with backend.open() as ledger:
+        not_a_string, empty = ledger.append_batch([step(event_id=123), step(event_id="")])
+        assert isinstance(not_a_string, SchemaViolation)
+        assert "'event_id' must be a string (got integer)" in not_a_string.message
+        assert isinstance(empty, SchemaViolation) and "'event_id'" in empty.message
+        assert size(ledger) == 0
 
 
 def test_producer_tenant_is_enforced(backend: Backend) -> None:
