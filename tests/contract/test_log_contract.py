@@ -243,18 +243,22 @@ def test_producer_tenant_is_enforced(backend: Backend) -> None:
         assert ledger.rejections()[0].tenant == "globex"
 
 
+def assert_proven(ledger: Ledger, original: Receipt) -> None:
+    """The ledger's receipt of `original` carries an inclusion proof that checks against its signed checkpoint."""
+    receipt = ledger.receipt(original.tenant, original.event_id)
+    assert receipt is not None and receipt.checkpoint is not None and receipt.inclusion_proof is not None
+    checkpoint = open_checkpoint(receipt.checkpoint, ledger.verifier_key())
+    proof = [base64.b64decode(node) for node in receipt.inclusion_proof]
+    leaf = leaf_hash(bytes.fromhex(receipt.hash.removeprefix("sha256:")))
+    verify_inclusion(leaf, receipt.log.index, checkpoint.size, proof, checkpoint.root_hash)
+
+
 def test_receipt_carries_an_inclusion_proof_against_the_signed_checkpoint(backend: Backend) -> None:
     with backend.open() as ledger:
         receipts = receipts_of(ledger.append_batch([step(mission=f"m-{i % 4}") for i in range(37)]))
         backend.seal(ledger)
-        verifier = ledger.verifier_key()
         for original in (receipts[0], receipts[17], receipts[36]):
-            receipt = ledger.receipt(original.tenant, original.event_id)
-            assert receipt is not None and receipt.checkpoint is not None and receipt.inclusion_proof is not None
-            checkpoint = open_checkpoint(receipt.checkpoint, verifier)
-            proof = [base64.b64decode(node) for node in receipt.inclusion_proof]
-            leaf = leaf_hash(bytes.fromhex(receipt.hash.removeprefix("sha256:")))
-            verify_inclusion(leaf, receipt.log.index, checkpoint.size, proof, checkpoint.root_hash)
+            assert_proven(ledger, original)
 
 
 def test_receipts_stay_provable_as_the_log_grows(backend: Backend) -> None:
@@ -265,17 +269,7 @@ def test_receipts_stay_provable_as_the_log_grows(backend: Backend) -> None:
         first = receipts_of(ledger.append_batch([step(mission="m-0") for _ in range(23)]))
         backend.seal(ledger)
     with backend.reader() as reader:
-        verifier = reader.verifier_key()
-
-        def proven(original: Receipt) -> None:
-            receipt = reader.receipt(original.tenant, original.event_id)
-            assert receipt is not None and receipt.checkpoint is not None and receipt.inclusion_proof is not None
-            checkpoint = open_checkpoint(receipt.checkpoint, verifier)
-            proof = [base64.b64decode(node) for node in receipt.inclusion_proof]
-            leaf = leaf_hash(bytes.fromhex(receipt.hash.removeprefix("sha256:")))
-            verify_inclusion(leaf, receipt.log.index, checkpoint.size, proof, checkpoint.root_hash)
-
-        proven(first[-1])
+        assert_proven(reader, first[-1])
         with backend.open() as ledger:
             later = receipts_of(ledger.append_batch([step(mission="m-0") for _ in range(31)]))
             backend.seal(ledger)
@@ -287,8 +281,8 @@ def test_receipts_stay_provable_as_the_log_grows(backend: Backend) -> None:
             return records_after(partition, position, limit)
 
         reader.log.records_after = watched  # type: ignore[method-assign]
-        proven(later[-1])
-        proven(first[0])
+        assert_proven(reader, later[-1])
+        assert_proven(reader, first[0])
     if isinstance(backend, KafkaBackend):
         assert read_from and None not in read_from  # extended from a known offset, never re-read from the start
 
