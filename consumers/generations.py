@@ -10,12 +10,15 @@ never swaps stores from under a writer.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from ledger.errors import ConfigError
+from ledger.files import replace_file
 
 LIVE = "projections"
 SHADOW = "shadow"
@@ -48,6 +51,11 @@ def new_generation(state_root: Path, name: str) -> Path:
         raise ConfigError(f"{path} exists already; a rebuild of this log and policy was made before")
     path.mkdir(parents=True)
     return path
+
+
+def write_json(path: Path, value: dict[str, Any]) -> None:
+    """A JSON file of a generation (its manifest, its promotion record), replaced atomically."""
+    replace_file(path, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode("utf-8"), 0o644)
 
 
 def point(state_root: Path, link_name: str, generation: Path) -> None:

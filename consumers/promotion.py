@@ -15,14 +15,13 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from consumers.generations import live_dir, point, promotion_lock, shadow_dir
+from consumers.generations import live_dir, point, promotion_lock, shadow_dir, write_json
 from consumers.policy_files import default_policy
 from consumers.projection import AppendBatch, OutboxPublisher, ProjectionConsumer, policy_submissions, read_entities
 from consumers.rebuild import MANIFEST, read_manifest, store_path
 from consumers.runner import ConsumerRunner
 from consumers.store import ConsumerStore
 from ledger.errors import ConfigError, DuplicateEventId, SubmissionRefused, UsageError
-from ledger.files import replace_file
 from ledger.log.base import LogBackend
 from projections.base import Projection
 from projections.policy import Policy, parse_policy
@@ -152,7 +151,7 @@ def promote(
             "submissions": submissions,
             "recorded": False,
         }
-        _write_json(generation / RECORD, record)
+        write_json(generation / RECORD, record)
         point(state_root, "projections", generation)
         promotion = _record(generation, record, append_batch, resumed=False)
     return replace(promotion, caught_up=caught_up, decided=decided)
@@ -176,13 +175,9 @@ def _record(generation: Path, record: dict[str, Any], append_batch: AppendBatch,
             f"promotion switched the stores, but recording it was refused: {refused[0]}; "
             "run `agent-ledger projections promote` again to record it"
         )
-    _write_json(generation / RECORD, {**record, "recorded": True})
+    write_json(generation / RECORD, {**record, "recorded": True})
     appended = sum(not isinstance(o, SubmissionRefused) for o in outcomes)
     return Promotion(record["rebuild_id"], record["policy_id"], 0, 0, appended, record["scope_changes"], resumed)
-
-
-def _write_json(path: Path, value: dict[str, Any]) -> None:
-    replace_file(path, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode("utf-8"), 0o644)
 
 
 def _scope_change(change: Change, policy: Policy, rebuild_id: str) -> dict[str, Any]:

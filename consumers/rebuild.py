@@ -23,11 +23,7 @@ from typing import Any
 import orjson
 
 from consumers.gc_paused import gc_paused
-from consumers.generations import (
-    SHADOW,
-    new_generation,
-    point,
-)
+from consumers.generations import SHADOW, new_generation, point, write_json
 from consumers.projection import (
     ProjectionConsumer,
     encode_entity,
@@ -124,7 +120,7 @@ def rebuild(
         tenants=sorted(first.tenants),
     )
     manifest = {**asdict(result), "policy": policy.document, "source": source}
-    (generation / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    write_json(generation / MANIFEST, manifest)
     point(state_root, SHADOW, generation)
     return result
 

@@ -1,7 +1,7 @@
 """Writing a file so that a reader, or a crash, never sees half of it: created with its mode, fsynced, renamed.
 
-Keys, API keys, bundles and promotion records are written through here; nothing else in the ledger writes files
-that another process may read while they change.
+Keys, API keys, bundles, the manifests and promotion records of projection generations and the audit segments'
+manifest are written through here.
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -70,10 +72,24 @@ def wait_sealed(ledger: Ledger, timeout_s: float = 30.0) -> None:
         sealed = True
         for partition in range(ledger.log.partition_count):
             size = ledger.log.size(partition)
-            checkpoints = ledger.log.checkpoints(partition)
-            if size and (not checkpoints or checkpoints[-1].tree_size < size):
+            latest = ledger.log.latest_checkpoint(partition)
+            if size and (latest is None or latest.tree_size < size):
                 sealed = False
         if sealed:
             return
         time.sleep(0.1)
     raise AssertionError("the sequencer did not seal the log in time")
+
+
+@contextmanager
+def sequenced(settings: Settings, topics: Topics, state_dir: Path) -> Iterator[Ledger]:
+    """A ledger on `topics` whose appends a sequencer worker in this process seals; when the block ends the log
+    is sealed, the worker stops, and an error the worker met fails the test."""
+    sequencer = SequencerThread(settings, topics, state_dir)
+    try:
+        with Ledger.open(settings, kafka=BOOTSTRAP, topics=topics) as ledger:
+            yield ledger
+            wait_sealed(ledger)
+    finally:
+        sequencer.stop()
+    assert sequencer.error is None, sequencer.error

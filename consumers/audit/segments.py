@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from ledger.errors import ConfigError
+from ledger.files import replace_file
 
 SEGMENTS_DIR = "segments"  # beside the store file
 MANIFEST = "manifest.json"
@@ -65,13 +66,8 @@ def read_manifest(directory: Path) -> Manifest | None:
 
 def write_manifest(directory: Path, manifest: Manifest) -> None:
     """Replace the manifest atomically (write, fsync, rename), after every file it names is in place."""
-    temporary = directory / f".{MANIFEST}.{os.getpid()}.tmp"
     body = {"log_id": manifest.log_id, "segments": [asdict(segment) for segment in manifest.segments]}
-    with open(temporary, "wb") as handle:
-        handle.write(orjson.dumps(body, option=orjson.OPT_INDENT_2))
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, directory / MANIFEST)
+    replace_file(directory / MANIFEST, orjson.dumps(body, option=orjson.OPT_INDENT_2), 0o644)
 
 
 class SegmentPublisher:

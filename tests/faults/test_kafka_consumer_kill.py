@@ -14,7 +14,7 @@ from pathlib import Path
 
 from conftest import make_settings
 from factories import step
-from kafka_support import BOOTSTRAP, SequencerThread, fresh_topics, requires_kafka, wait_sealed
+from kafka_support import BOOTSTRAP, fresh_topics, requires_kafka, sequenced
 from test_consumer_kill import CONSUMER, kill_9, read_until
 
 from consumers.counts import CountsView, EventCounts, query
@@ -41,14 +41,9 @@ def true_counts(log: LogBackend) -> CountsView:
 def test_kill_9_of_a_kafka_consumer_then_restart_counts_every_event_exactly_once(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, interval_ms=200)
     topics = fresh_topics(partitions=3)
-    sequencer = SequencerThread(settings, topics, tmp_path / "sequencer")
-    try:
-        with Ledger.open(settings, kafka=BOOTSTRAP, topics=topics) as ledger:
-            for start in range(0, EVENTS, 500):
-                ledger.append_batch([step(mission=f"m-{n % 17}") for n in range(start, start + 500)])
-            wait_sealed(ledger)
-    finally:
-        sequencer.stop()
+    with sequenced(settings, topics, tmp_path / "sequencer") as ledger:
+        for start in range(0, EVENTS, 500):
+            ledger.append_batch([step(mission=f"m-{n % 17}") for n in range(start, start + 500)])
 
     state = tmp_path / "consumers" / "counts.sqlite"
     kafka = ["--kafka", BOOTSTRAP, "--topic-prefix", topics.prefix]

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from conftest import make_settings
 from factories import step
-from kafka_support import BOOTSTRAP, SequencerThread, fresh_topics, requires_kafka
+from kafka_support import BOOTSTRAP, fresh_topics, requires_kafka, sequenced
 
 from ledger.log import kafka as kafka_log
 from ledger.log.base import LogBackend
@@ -27,16 +27,11 @@ pytestmark = requires_kafka
 def test_find_event_reads_the_tail_first_and_matches_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = make_settings(tmp_path, interval_ms=200)
     topics = fresh_topics(partitions=2)
-    sequencer = SequencerThread(settings, topics, tmp_path / "sequencer")
-    try:
-        with Ledger.open(settings, kafka=BOOTSTRAP, topics=topics) as ledger:
-            ids = [f"e-{n}" for n in range(1, 41)]  # e-1 is a prefix of e-10 .. e-19
-            outcomes = ledger.append_batch([step(event_id=event_id) for event_id in ids])
-            outcomes += ledger.append_batch([step(tenant="globex", event_id="e-1")])
-            assert all(isinstance(outcome, Receipt) for outcome in outcomes), outcomes
-    finally:
-        sequencer.stop()
-    assert sequencer.error is None
+    with sequenced(settings, topics, tmp_path / "sequencer") as ledger:
+        ids = [f"e-{n}" for n in range(1, 41)]  # e-1 is a prefix of e-10 .. e-19
+        outcomes = ledger.append_batch([step(event_id=event_id) for event_id in ids])
+        outcomes += ledger.append_batch([step(tenant="globex", event_id="e-1")])
+        assert all(isinstance(outcome, Receipt) for outcome in outcomes), outcomes
 
     with Ledger.open(settings, kafka=BOOTSTRAP, topics=topics, read_only=True) as reader:
         log: LogBackend = reader.log

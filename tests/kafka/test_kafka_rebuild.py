@@ -10,7 +10,7 @@ from pathlib import Path
 
 from agent_events import close_requested, grant, memory_written, mission_opened, tool_call
 from conftest import make_settings
-from kafka_support import BOOTSTRAP, SequencerThread, fresh_topics, requires_kafka, wait_sealed
+from kafka_support import BOOTSTRAP, fresh_topics, requires_kafka, sequenced
 
 from consumers.policy_files import default_policy
 from consumers.rebuild import rebuild, store_path
@@ -25,18 +25,13 @@ pytestmark = requires_kafka
 def test_a_kafka_rebuild_over_two_processes_equals_one(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, interval_ms=200)
     topics = fresh_topics(partitions=3)
-    sequencer = SequencerThread(settings, topics, tmp_path / "sequencer")
-    try:
-        with Ledger.open(settings, kafka=BOOTSTRAP, topics=topics) as ledger:
-            for n in range(8):
-                agent, mission = f"a-{n % 3}", f"m-{n}"
-                batch = [grant(agent, "ci.run_tests", "sandbox"), *mission_opened(mission, agent)]
-                batch += [s for k in range(5) for s in tool_call(agent, "ci.run_tests", k % 3 != 0, mission=mission)]
-                batch += [memory_written(f"mem-{n}", agent, mission=mission), close_requested(mission, agent)]
-                assert not [o for o in ledger.append_batch(batch) if isinstance(o, SubmissionRefused)]
-            wait_sealed(ledger)
-    finally:
-        sequencer.stop()
+    with sequenced(settings, topics, tmp_path / "sequencer") as ledger:
+        for n in range(8):
+            agent, mission = f"a-{n % 3}", f"m-{n}"
+            batch = [grant(agent, "ci.run_tests", "sandbox"), *mission_opened(mission, agent)]
+            batch += [s for k in range(5) for s in tool_call(agent, "ci.run_tests", k % 3 != 0, mission=mission)]
+            batch += [memory_written(f"mem-{n}", agent, mission=mission), close_requested(mission, agent)]
+            assert not [o for o in ledger.append_batch(batch) if isinstance(o, SubmissionRefused)]
 
     with Ledger.open(settings, kafka=BOOTSTRAP, topics=topics, read_only=True) as ledger:
         assert ledger.log.reader_opener() is not None
