@@ -233,6 +233,8 @@ def test_an_event_id_that_is_not_an_id_is_refused_not_replaced(backend: Backend)
         assert "'event_id' must be a string (got integer)" in not_a_string.message
         assert isinstance(empty, SchemaViolation) and "'event_id'" in empty.message
         assert size(ledger) == 0
+        recorded = [rejection.message for rejection in ledger.rejections()]
+        assert not_a_string.message in recorded and empty.message in recorded  # both kept with their reason
 
 
 def test_producer_tenant_is_enforced(backend: Backend) -> None:
