@@ -2,12 +2,14 @@
 
 Ledger: `IntakeClient.submit` with at most --in-flight awaiting receipts, sealed by --sequencers `agent-ledger
 sequencer` workers (default 2, one per core of the benchmark machine), each in its own process, sharing the
-partitions as one consumer group; figure = N / (first submit -> last receipt), then submit -> receipt p50 / p99
-paced at half that rate. Baseline, same run, same bytes: kafka-python (acks=all, idempotent) to a plain topic
-with as many partitions, until all are acknowledged. Fresh topics and workers per repetition; the sides
-alternate order.
+partitions as one consumer group (default one partition per worker); figure = N / (first submit -> last
+receipt), then submit -> receipt p50 / p99 paced at half that rate. Baseline, same run, same bytes:
+kafka-python (acks=all, idempotent, the intake client's linger and batch size) to a plain topic with as many
+partitions, until all are acknowledged. Floor, same run: `bench/kafka_relay.py`, the Kafka work of the path and
+its validation with nothing of the ledger's own (its rate over the baseline's is the ceiling of the ratio). Fresh
+topics and workers per repetition; the sides rotate order.
 
-    python bench/kafka_ingest.py [--events 20000] [--repeat 3] [--partitions 4] [--sequencers 2]
+    python bench/kafka_ingest.py [--events 20000] [--repeat 3] [--sequencers 2] [--partitions N]
         [--kafka HOST:PORT] [--profile FILE]
 """
 
@@ -32,22 +34,25 @@ from importlib.metadata import version
 from pathlib import Path
 
 import common
-from kafka import KafkaProducer
+import orjson
+from kafka import KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.record import util as kafka_record_util
 
 from ledger.errors import SubmissionRefused
 from ledger.keys import PRIVATE_KEY_FILENAME, SignerKey, load_signer, write_key_pair
-from ledger.log.kafka import Topics, partition_of, stream_key
+from ledger.log.kafka import Topics, partition_of, reader, stream_key
 from ledger.log.kafka_intake import IntakeClient
 from ledger.log.kafka_sequencer import sequencer_group_id
 from ledger.log.kafka_topics import TopicPlan, ensure_topics
+from ledger.producer_auth import batch_value
 from ledger.sequencer import Outcome
 
 KAFKA_ENV = "AGENT_LEDGER_KAFKA"
 DEFAULT_KAFKA = "127.0.0.1:19392"
 KAFKA_LOCAL_CACHE = Path(os.environ.get("KAFKA_LOCAL_CACHE") or Path(__file__).resolve().parents[1] / ".cache/kafka")
 READY_TIMEOUT_S = 120.0
+SIDES = ("baseline", "ledger", "floor")
 TARGETS = {"events_per_s": 5_000.0, "ratio": 0.5}
 P99_CEILING_MS = 250.0
 
@@ -208,20 +213,23 @@ class CpuMeter:
 
 
 @contextmanager
-def fresh_topics(bootstrap: str, partitions: int) -> Iterator[tuple[Topics, str]]:
-    """A fresh ledger topic namespace and a plain baseline topic with the same partition count; deleted after."""
+def fresh_topics(bootstrap: str, partitions: int) -> Iterator[tuple[Topics, str, tuple[str, str]]]:
+    """A fresh ledger topic namespace, a plain baseline topic and the floor's source and target topics, all with
+    the same partition count; deleted after."""
     prefix = f"bench{uuid.uuid4().hex[:10]}."
     topics = Topics(prefix)
     baseline_topic = f"{prefix}baseline"
+    floor_topics = (f"{prefix}floor-intake", f"{prefix}floor-events")
+    plain = [baseline_topic, *floor_topics]
     ensure_topics(bootstrap, TopicPlan(partitions=partitions), prefix=prefix)
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
     try:
-        admin.create_topics([NewTopic(baseline_topic, partitions, 1)])
-        admin.wait_for_topics([baseline_topic], timeout_ms=30_000)
-        yield topics, baseline_topic
+        admin.create_topics([NewTopic(name, partitions, 1) for name in plain])
+        admin.wait_for_topics(plain, timeout_ms=30_000)
+        yield topics, baseline_topic, floor_topics
     finally:
         try:
-            admin.delete_topics([topics.intake, topics.events, topics.checkpoints, topics.rejected, baseline_topic])
+            admin.delete_topics([topics.intake, topics.events, topics.checkpoints, topics.rejected, *plain])
         except Exception as exc:  # leaving bench topics behind is untidy, not a failed run
             print(f"kafka_ingest: could not delete the topics of {prefix}*: {exc}", file=sys.stderr)
         admin.close()
@@ -298,18 +306,33 @@ def warm_up(client: IntakeClient, sequencer: SequencerGroup, partitions: int, se
     await_all(receipts, sequencer, "warm-up")
 
 
+def events_end_offsets(bootstrap: str, topics: Topics) -> int:
+    """The end offsets of `ledger.events`, summed: its records plus one commit marker per partition that each
+    transaction wrote to (a sequencer transaction writes events to one partition)."""
+    consumer = reader(bootstrap)
+    try:
+        partitions = [TopicPartition(topics.events, p) for p in consumer.partitions_for_topic(topics.events) or ()]
+        return sum(consumer.end_offsets(partitions).values())
+    finally:
+        consumer.close()
+
+
 def run_throughput(
     client: IntakeClient, sequencer: SequencerGroup, submissions: Sequence[bytes], in_flight: int
-) -> tuple[float, dict[str, float]]:
-    """Seconds from the first submit to the last receipt, with at most `in_flight` awaiting their receipt."""
+) -> tuple[float, dict[str, float], int]:
+    """Seconds from the first submit to the last receipt, with at most `in_flight` awaiting their receipt; the
+    CPU spent; and how many transactions sealed the submissions."""
     receipts = Receipts(threading.BoundedSemaphore(in_flight))
+    end_before = events_end_offsets(client.bootstrap, client.topics)
     cpu = CpuMeter(sequencer.pids)
     started = time.perf_counter()
     for raw in submissions:
         acquire(receipts, sequencer)
         receipts.track(client.submit(raw))
     await_all(receipts, sequencer, "throughput")
-    return receipts.last_at - started, cpu.stop()
+    seconds, used = receipts.last_at - started, cpu.stop()
+    transactions = events_end_offsets(client.bootstrap, client.topics) - end_before - len(submissions)
+    return seconds, used, transactions
 
 
 @dataclass(frozen=True)
@@ -356,7 +379,7 @@ def run_ledger(
     args: argparse.Namespace,
     repetition: int,
     profiles: Sequence[Path],
-) -> tuple[float, dict[str, float], LatencyRun]:
+) -> tuple[float, dict[str, float], int, LatencyRun]:
     """One repetition of the ledger side: start the workers, warm up, measure throughput, then latency at half."""
     with tempfile.TemporaryDirectory(prefix="bench-kafka-", dir=args.tmp_dir) as work_dir:
         sequencer = SequencerGroup(bootstrap, topics, Path(work_dir), args.sequencers, args.max_batch, profiles)
@@ -368,7 +391,7 @@ def run_ledger(
             client = IntakeClient(bootstrap, topics=topics, timeout_s=READY_TIMEOUT_S, signer=signer)
             try:
                 warm_up(client, sequencer, partitions, seed=1_000 + repetition)
-                seconds, cpu = run_throughput(client, sequencer, submissions, args.in_flight)
+                seconds, cpu, transactions = run_throughput(client, sequencer, submissions, args.in_flight)
                 rate = 0.5 * len(submissions) / seconds
                 count = max(20, math.ceil(rate * args.latency_seconds))  # enough samples for a p99
                 paced = common.submissions(count, seed=2_000 + repetition)
@@ -379,7 +402,7 @@ def run_ledger(
             raise BenchFailed(f"{failure}\n-- sequencer logs --\n{sequencer.log_tail()}") from None
         finally:
             sequencer.stop()
-    return seconds, cpu, latency
+    return seconds, cpu, transactions, latency
 
 
 # -- the baseline -------------------------------------------------------------------------------------------------
@@ -390,7 +413,10 @@ def run_baseline(
 ) -> tuple[float, dict[str, float]]:
     """Seconds for kafka-python to produce the same bytes, keyed and partitioned like intake, all acknowledged."""
     keys = [stream_key(*common.stream_of(raw)[:2]) for raw in submissions]
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=2)
+    # The intake client's own producer settings: a raw produce as well tuned as the ledger's.
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=2, batch_size=1 << 20
+    )
     try:
         producer.partitions_for(topic)  # metadata before the clock starts, as the intake client has it
         cpu = CpuMeter()
@@ -405,6 +431,63 @@ def run_baseline(
         return time.perf_counter() - started, cpu.stop()
     finally:
         producer.close()
+
+
+# -- the floor ----------------------------------------------------------------------------------------------------
+
+
+FLOOR_BATCH = 100
+"""Submissions per intake record on the floor's way in (the intake client sends what arrived in 5 ms together)."""
+
+
+def run_floor(
+    bootstrap: str, floor_topics: tuple[str, str], partitions: int, submissions: Sequence[bytes], repetition: int
+) -> tuple[float, dict[str, float]]:
+    """Seconds from the first send until one `bench/kafka_relay.py` process per partition has committed every
+    submission, one record each, to the target topic: the Kafka work of the path and its validation, nothing
+    else. The submissions go in as the intake client sends them: batch records per partition, keyed, unsigned."""
+    source, target = floor_topics
+    by_partition: dict[int, list[tuple[bytes, bytes]]] = {}
+    for raw in submissions:
+        key = stream_key(*common.stream_of(raw)[:2])
+        by_partition.setdefault(partition_of(key, partitions), []).append((key, raw))
+    relay = Path(__file__).with_name("kafka_relay.py")
+    relays = []
+    for partition, items in sorted(by_partition.items()):
+        command = [sys.executable, str(relay), "--kafka", bootstrap, "--source", source, "--target", target]
+        command += ["--partition", str(partition), "--count", str(len(items)), "--group", f"{source}-{repetition}"]
+        relays.append(subprocess.Popen(command, stdout=subprocess.PIPE, text=True))
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=2, batch_size=1 << 20
+    )
+    try:
+        for process in relays:
+            if process.stdout is None or process.stdout.readline().strip() != "ready":
+                raise BenchFailed(f"a floor relay did not start (exit code {process.poll()})")
+        producer.partitions_for(source)
+        cpu = CpuMeter()  # the relays report their own CPU: an exited process has no /proc entry to read
+        started = time.time()  # wall clock: the relays report when they finished
+        for partition, items in by_partition.items():
+            for first in range(0, len(items), FLOOR_BATCH):
+                chunk = items[first : first + FLOOR_BATCH]
+                value = batch_value([raw for _, raw in chunk])
+                producer.send(source, key=chunk[0][0], value=value, partition=partition)
+        producer.flush()
+        finished, relay_cpu_s = [], 0.0
+        for process in relays:
+            output, _ = process.communicate(timeout=READY_TIMEOUT_S)
+            if process.returncode != 0:
+                raise BenchFailed(f"a floor relay exited with code {process.returncode}")
+            done = orjson.loads(output.strip().splitlines()[-1])
+            finished.append(float(done["done_at"]))
+            relay_cpu_s += float(done["cpu_s"])
+        return max(finished) - started, {**cpu.stop(), "relay_cpu_s": relay_cpu_s}
+    finally:
+        producer.close()
+        for process in relays:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
 
 
 # -- main ---------------------------------------------------------------------------------------------------------
@@ -443,9 +526,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = common.run_parser(
         __doc__, events=20_000, repeat=3, tmp="sequencer states", profiled="the sequencer process (all runs)"
     )
-    parser.add_argument("--partitions", type=int, default=4, help="partitions of every topic (default 4)")
     parser.add_argument(
         "--sequencers", type=int, default=2, help="sequencer workers in the group (default 2, one per core)"
+    )
+    # A partition is the unit of a transaction: a worker owning two seals each round's intake as two half-size
+    # transactions on the same core, so more partitions than workers only adds per-transaction cost here.
+    parser.add_argument(
+        "--partitions", type=int, default=None, help="partitions of every topic (default: one per sequencer worker)"
     )
     parser.add_argument(
         "--kafka",
@@ -466,6 +553,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also account this process's CPU (default: the scripts/kafka-local broker on that port, if any)",
     )
     args = parser.parse_args(argv)
+    if args.partitions is None:
+        args.partitions = args.sequencers
     if min(args.events, args.repeat, args.partitions, args.in_flight, args.max_batch, args.missions) < 1:
         parser.error("--events, --repeat, --partitions, --in-flight, --max-batch and --missions must be positive")
     if not 1 <= args.sequencers <= args.partitions:
@@ -477,16 +566,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     submissions = common.submissions(args.events, missions=args.missions)
     ledger_seconds: list[float] = []
     baseline_seconds: list[float] = []
+    floor_seconds: list[float] = []
+    floor_cpu: list[dict[str, float]] = []
     ledger_cpu: list[dict[str, float]] = []
+    ledger_transactions: list[int] = []
     baseline_cpu: list[dict[str, float]] = []
     latencies: list[LatencyRun] = []
     profile_parts: list[Path] = []
     try:
         with common.progress() as bar:
-            task = bar.add_task("kafka ingest", total=args.repeat * 2)
+            task = bar.add_task("kafka ingest", total=args.repeat * len(SIDES))
             for repetition in range(args.repeat):
-                order = ("baseline", "ledger") if repetition % 2 == 0 else ("ledger", "baseline")
-                with fresh_topics(args.kafka, args.partitions) as (topics, baseline_topic):
+                order = SIDES[repetition % len(SIDES) :] + SIDES[: repetition % len(SIDES)]
+                with fresh_topics(args.kafka, args.partitions) as (topics, baseline_topic, floor_topics):
                     for side in order:
                         if side == "ledger":
                             profiles = []
@@ -496,12 +588,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                                     for worker in range(args.sequencers)
                                 ]
                                 profile_parts.extend(profiles)
-                            seconds, cpu, latency = run_ledger(
+                            seconds, cpu, transactions, latency = run_ledger(
                                 args.kafka, topics, args.partitions, submissions, args, repetition, profiles
                             )
                             ledger_seconds.append(seconds)
                             ledger_cpu.append(cpu)
+                            ledger_transactions.append(transactions)
                             latencies.append(latency)
+                        elif side == "floor":
+                            seconds, cpu = run_floor(args.kafka, floor_topics, args.partitions, submissions, repetition)
+                            floor_seconds.append(seconds)
+                            floor_cpu.append(cpu)
                         else:
                             seconds, cpu = run_baseline(args.kafka, baseline_topic, args.partitions, submissions)
                             baseline_seconds.append(seconds)
@@ -517,6 +614,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "path": "IntakeClient.submit -> ledger.intake -> sequencer processes -> ledger.events -> receipt",
         **common.rate_figures(args.events, ledger_seconds),
         "cpu_s_runs": rounded(ledger_cpu),
+        # A transaction has a fixed cost, so fewer and larger ones mean less CPU per event.
+        "transactions_runs": ledger_transactions,
+        "events_per_transaction": round(args.events / max(1.0, common.median(ledger_transactions)), 1),
         "latency_at_half_load": {
             "p50_ms": round(common.median([run.p50_ms for run in latencies]), 2),
             "p99_ms": round(common.median([run.p99_ms for run in latencies]), 2),
@@ -529,11 +629,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
     }
     baseline = {
-        "path": "kafka-python KafkaProducer.send (acks=all, idempotent) + flush, same bytes, same partitions",
+        "path": "kafka-python KafkaProducer.send (acks=all, idempotent, 1 MiB batches) + flush, same bytes, partitions",
         **common.rate_figures(args.events, baseline_seconds),
         "cpu_s_runs": rounded(baseline_cpu),
     }
     ratio = figures["events_per_s"] / baseline["events_per_s"] if baseline["events_per_s"] else 0.0
+    floor_rate = common.rate_figures(args.events, floor_seconds)
+    floor = {
+        "path": "batch records -> intake-like topic -> one relay process per partition: validate each submission, "
+        "one record per event, one transaction per poll with the intake offset -> events-like topic",
+        **floor_rate,
+        "cpu_s_runs": rounded(floor_cpu),
+        # The most the ledger's ratio could be if sealing, dedupe, replica, checkpoints and receipts were free.
+        "ceiling_ratio": round(floor_rate["events_per_s"] / baseline["events_per_s"], 4)
+        if baseline["events_per_s"]
+        else 0.0,
+    }
     p99 = figures["latency_at_half_load"]["p99_ms"]
     sizes = sorted(len(submission) for submission in submissions)
     common.print_result(
@@ -560,6 +671,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         baseline=baseline,
         targets=TARGETS,
         extra={
+            "floor": floor,
             # The latency target is a ceiling, so `met` is completed here rather than by `print_result`.
             "targets": {**TARGETS, "p99_ms_at_half_load_max": P99_CEILING_MS},
             "met": {
