@@ -42,7 +42,7 @@ from kafka.record import util as kafka_record_util
 from ledger.errors import SubmissionRefused
 from ledger.keys import PRIVATE_KEY_FILENAME, SignerKey, load_signer, write_key_pair
 from ledger.log.kafka import Topics, partition_of, reader, stream_key
-from ledger.log.kafka_intake import IntakeClient
+from ledger.log.kafka_intake import INTAKE_PRODUCER, IntakeClient
 from ledger.log.kafka_sequencer import sequencer_group_id
 from ledger.log.kafka_topics import TopicPlan, ensure_topics
 from ledger.producer_auth import batch_value
@@ -414,9 +414,7 @@ def run_baseline(
     """Seconds for kafka-python to produce the same bytes, keyed and partitioned like intake, all acknowledged."""
     keys = [stream_key(*common.stream_of(raw)[:2]) for raw in submissions]
     # The intake client's own producer settings: a raw produce as well tuned as the ledger's.
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=2, batch_size=1 << 20
-    )
+    producer = KafkaProducer(bootstrap_servers=bootstrap, **INTAKE_PRODUCER)
     try:
         producer.partitions_for(topic)  # metadata before the clock starts, as the intake client has it
         cpu = CpuMeter()
@@ -457,9 +455,7 @@ def run_floor(
         command = [sys.executable, str(relay), "--kafka", bootstrap, "--source", source, "--target", target]
         command += ["--partition", str(partition), "--count", str(len(items)), "--group", f"{source}-{repetition}"]
         relays.append(subprocess.Popen(command, stdout=subprocess.PIPE, text=True))
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=2, batch_size=1 << 20
-    )
+    producer = KafkaProducer(bootstrap_servers=bootstrap, **INTAKE_PRODUCER)
     try:
         for process in relays:
             if process.stdout is None or process.stdout.readline().strip() != "ready":

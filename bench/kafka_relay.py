@@ -21,6 +21,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from ledger.intake import Limits
+from ledger.log.kafka_sequencer import TRANSACTIONAL_PRODUCER
 from ledger.producer_auth import split_record
 from schemas.envelope import Submission
 from schemas.registry import parse_payload, spec_for
@@ -45,14 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         fetch_max_wait_ms=20,
     )
     consumer.assign([source])
-    # The sequencer's own producer settings.
     producer = KafkaProducer(
-        bootstrap_servers=args.kafka,
-        transactional_id=f"{args.group}-p{args.partition}",
-        enable_idempotence=True,
-        acks="all",
-        linger_ms=500,
-        batch_size=1 << 20,
+        bootstrap_servers=args.kafka, transactional_id=f"{args.group}-p{args.partition}", **TRANSACTIONAL_PRODUCER
     )
     producer.init_transactions()
     consumer.position(source)

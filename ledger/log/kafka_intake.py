@@ -39,6 +39,7 @@ from ledger.sequencer import Outcome, RawSubmission, receipt_for
 from schemas.registry import json_type
 
 AnswerKey = tuple[str, str, str]  # (tenant, event_id, stream)
+INTAKE_PRODUCER: dict[str, Any] = {"acks": "all", "enable_idempotence": True, "linger_ms": 2, "batch_size": 1 << 20}
 
 
 class ReceiptTimeout(LedgerError):
@@ -71,14 +72,7 @@ class IntakeClient:
         self._record_signer = RecordSigner(signer) if signer is not None else None
         self._linger_s = linger_ms / 1000
         try:
-            self._producer = KafkaProducer(
-                bootstrap_servers=bootstrap,
-                acks="all",
-                enable_idempotence=True,
-                linger_ms=2,
-                batch_size=1 << 20,
-                max_block_ms=30_000,
-            )
+            self._producer = KafkaProducer(bootstrap_servers=bootstrap, max_block_ms=30_000, **INTAKE_PRODUCER)
         except KafkaError as exc:
             raise ConfigError(f"cannot reach Kafka at {bootstrap}: {exc}") from None
         self._answers = reader(bootstrap, fetch_max_wait_ms=20)

@@ -72,6 +72,14 @@ def is_fenced(error: BaseException) -> bool:
 
 
 REPLICA_CHUNK = 1000
+# Records wait for the commit, which flushes at once: one produce request per transaction, not one per 2 ms of
+# sending (fewer requests for this process and the broker to handle).
+TRANSACTIONAL_PRODUCER: dict[str, Any] = {
+    "enable_idempotence": True,
+    "acks": "all",
+    "linger_ms": 500,
+    "batch_size": 1 << 20,
+}
 
 
 @dataclass
@@ -257,14 +265,9 @@ class KafkaSequencer(ConsumerRebalanceListener):  # type: ignore[misc]
         producer = KafkaProducer(
             bootstrap_servers=self.bootstrap,
             transactional_id=f"{self.group_id}-p{partition}",
-            enable_idempotence=True,
-            acks="all",
-            # Records wait for the commit, which flushes at once: one produce request per transaction, not
-            # one per 2 ms of sending (fewer requests for this process and the broker to handle).
-            linger_ms=500,
-            batch_size=1 << 20,
             request_timeout_ms=30_000,
             max_block_ms=60_000,
+            **TRANSACTIONAL_PRODUCER,
         )
         producer.init_transactions()  # fences any older instance and resolves its open transaction
         return producer
