@@ -31,7 +31,9 @@ from ledger.config import Settings
 from ledger.intake import Limits
 from ledger.keys import SignerKey, write_key_pair
 from ledger.sequencer import CheckpointPolicy
+from schemas.envelope import Submission
 from schemas.examples import EXAMPLES
+from schemas.registry import parse_payload, spec_for
 
 TENANT = "acme"
 CYCLE = (
@@ -187,6 +189,13 @@ def iter_submissions(count: int, *, missions: int = 200, seed: int = 7, tenant: 
         if kind == "tool.call.requested":
             requested[slot] = event_id
         yield orjson.dumps({key: value for key, value in submission.items() if value is not None})
+
+
+def check_submission(fields: dict[str, Any]) -> None:
+    """The pydantic checks of a submission and of its payload, and nothing else: the validation the contract
+    requires of every sequencer (the floors of `embedded_append.py` and `kafka_relay.py`)."""
+    submission = Submission.model_validate(fields)
+    parse_payload(spec_for(submission.type, submission.schema_version), submission.payload)
 
 
 def stream_of(submission: bytes) -> tuple[str, str, str]:

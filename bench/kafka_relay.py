@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Sequence
 
+import common
 import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
@@ -23,8 +24,6 @@ from kafka.structs import OffsetAndMetadata
 from ledger.intake import Limits
 from ledger.log.kafka_sequencer import TRANSACTIONAL_PRODUCER
 from ledger.producer_auth import split_record
-from schemas.envelope import Submission
-from schemas.registry import parse_payload, spec_for
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -61,9 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         producer.begin_transaction()
         for record in records:
             for part in split_record(record.value, limits):
-                fields = part if isinstance(part, dict) else orjson.loads(part)
-                submission = Submission.model_validate(fields)
-                parse_payload(spec_for(submission.type, submission.schema_version), submission.payload)
+                common.check_submission(part if isinstance(part, dict) else orjson.loads(part))
                 value = orjson.dumps(part) if isinstance(part, dict) else part
                 producer.send(args.target, key=record.key, value=value, partition=args.partition)
                 relayed += 1
