@@ -41,7 +41,7 @@ from ledger.canonical import EVENT_HASH_PREFIX, canonical_bytes, canonical_with_
 from ledger.errors import SubmissionRefused
 from ledger.log.base import SealedBatch
 from ledger.log.embedded import EmbeddedLog
-from ledger.merkle import CompactRange, leaf_hash
+from ledger.merkle import CompactRange, event_leaf, leaf_hash
 from ledger.sdk import Ledger
 from ledger.sequencer import receipt_for
 
@@ -116,7 +116,7 @@ def sealed_batches(sealed: Sequence[bytes], batch_size: int) -> list[SealedBatch
         for state in sealed[start : start + batch_size]:
             envelope = orjson.loads(state)
             batch.events.append((envelope, state))
-            batch.merkle_nodes.extend(tree.append(leaf_hash(bytes.fromhex(envelope["hash"][7:]))))
+            batch.merkle_nodes.extend(tree.append(event_leaf(envelope["hash"])))
         batches.append(batch)
     return batches
 

@@ -23,6 +23,11 @@ def leaf_hash(leaf_input: bytes) -> bytes:
     return hashlib.sha256(b"\x00" + leaf_input).digest()
 
 
+def event_leaf(event_hash: str) -> bytes:
+    """The leaf hash of an event: its leaf input is the 32 raw bytes of its `sha256:<hex>` hash (DESIGN)."""
+    return leaf_hash(bytes.fromhex(event_hash[7:]))
+
+
 def node_hash(left: bytes, right: bytes) -> bytes:
     return hashlib.sha256(b"\x01" + left + right).digest()
 

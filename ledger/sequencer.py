@@ -34,7 +34,7 @@ from ledger.log.base import (
     StreamHead,
     WritableLog,
 )
-from ledger.merkle import CompactRange, leaf_hash
+from ledger.merkle import CompactRange, event_leaf
 from schemas.envelope import SPEC, ZERO_HASH, Receipt
 
 RawSubmission = bytes | str | dict[str, Any]
@@ -198,7 +198,7 @@ class Sequencer:
                 batch.rejections.append(rejection)
                 continue
             envelope, encoded = self._envelope(item, head, partition, right_edge.size, recorded_at)
-            batch.merkle_nodes.extend(right_edge.append(leaf_hash(bytes.fromhex(envelope["hash"][7:]))))
+            batch.merkle_nodes.extend(right_edge.append(event_leaf(envelope["hash"])))
             batch.events.append((envelope, encoded))
             heads[stream_key] = StreamHead(envelope["seq"], envelope["hash"])
             sealed_here[id_key] = envelope

@@ -18,7 +18,7 @@ from ledger.checkpoint import Checkpoint, open_checkpoint, origin_for
 from ledger.errors import LedgerError, VerificationFailed
 from ledger.keys import VerifierKey
 from ledger.log.base import LogBackend, LogRecord, StreamHead
-from ledger.merkle import CompactRange, leaf_hash
+from ledger.merkle import CompactRange, event_leaf
 from schemas.envelope import SPEC, ZERO_HASH
 
 
@@ -107,7 +107,7 @@ def verify_log(
         tree = CompactRange()
         for record in log.read(partition):
             sealed_hash = _verify_event(log.log_id, partition, record, tree.size, heads)
-            tree.append(leaf_hash(bytes.fromhex(sealed_hash[7:])))
+            tree.append(event_leaf(sealed_hash))
             checkpoint = signed.get(tree.size)
             if checkpoint is not None and checkpoint.root_hash != tree.root():
                 raise VerificationFailed(

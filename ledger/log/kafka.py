@@ -23,7 +23,7 @@ from ledger.errors import ConfigError
 from ledger.log.base import Checkpointed, LogBackend, LogRecord, PartitionWriter, Rejection
 from ledger.log.kafka_topics import Topics as Topics  # re-exported: readers name topics through this module
 from ledger.log.kafka_topics import cluster_id
-from ledger.merkle import MemoryNodes, leaf_hash
+from ledger.merkle import MemoryNodes, event_leaf
 
 POLL_MS = 200
 FIND_WINDOW = 1_000  # records of each partition's tail that `find_event` reads first
@@ -200,7 +200,7 @@ class KafkaLog(LogBackend):
             # a proof of a new event reads the new records, not the whole partition again.
             while records := self.records_after(partition, offset, 10_000):
                 for record in records:
-                    tree.append(leaf_hash(bytes.fromhex(record.envelope()["hash"][7:])))
+                    tree.append(event_leaf(record.envelope()["hash"]))
                 offset = records[-1].position
             self._trees[partition] = (tree, offset)
         return tree.get_node(level, index)

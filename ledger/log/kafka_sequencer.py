@@ -51,7 +51,7 @@ from ledger.log.kafka import (
     stream_key,
 )
 from ledger.log.kafka_keys import ProducerKeyRegistry
-from ledger.merkle import CompactRange, leaf_hash
+from ledger.merkle import CompactRange, event_leaf
 from ledger.producer_auth import admit
 from ledger.sealer import seal_tick_s
 from ledger.sequencer import CheckpointPolicy, Sequencer
@@ -325,7 +325,7 @@ class KafkaSequencer(ConsumerRebalanceListener):  # type: ignore[misc]
                     continue  # already in the replica
                 self._check_replicated(owned.partition, envelope, right_edge.size, heads)
                 batch.events.append((envelope, record.value))
-                batch.merkle_nodes.extend(right_edge.append(leaf_hash(bytes.fromhex(envelope["hash"][7:]))))
+                batch.merkle_nodes.extend(right_edge.append(event_leaf(envelope["hash"])))
             writer.write(batch)
 
     def _check_sealed(self, owned: OwnedPartition) -> None:
