@@ -79,3 +79,20 @@ def test_run_all_reports_a_failed_benchmark_and_exits_1(tmp_path: Path) -> None:
     )
     assert done.returncode == 1
     assert "failed" in done.stderr
+
+
+def test_table_only_keeps_when_and_on_what_the_stored_figures_were_measured(tmp_path: Path) -> None:
+    (tmp_path / "README.md").write_text(README)
+    assert run_all(tmp_path, "verify").returncode == 0
+    stored = json.loads((tmp_path / "latest.json").read_text())
+    stored["machine"]["loadavg_1m"] = 99.5  # a load this machine is not under now
+    (tmp_path / "latest.json").write_text(json.dumps(stored))
+
+    command = [sys.executable, str(RUN_ALL), "--table-only", "--out", str(tmp_path / "latest.json")]
+    done = subprocess.run([*command, "--readme", str(tmp_path / "README.md")], capture_output=True, text=True)
+
+    assert done.returncode == 0, done.stderr
+    rewritten = json.loads((tmp_path / "latest.json").read_text())
+    assert rewritten["machine"] == stored["machine"]
+    assert rewritten["generated_at"] == stored["generated_at"]
+    assert rewritten["results"] == stored["results"]
